@@ -1,0 +1,93 @@
+"""Scaled dot-product attention (Vaswani et al. 2017, eq. 1), multi-head self/cross-attention, a pre-LN block.
+
+softmax(Q K^T / sqrt(d) + mask) V, first in NumPy, then in torch; masks are boolean, True = may attend.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def attention_np(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """q (..., Tq, d), k (..., Tk, d), v (..., Tk, dv), mask broadcastable to (..., Tq, Tk) -> (..., Tq, dv)."""
+    scores = q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1])  # (..., Tq, Tk)
+    if mask is not None:
+        scores = np.where(mask, scores, -np.inf)
+    scores = scores - scores.max(axis=-1, keepdims=True)  # stable softmax
+    weights = np.exp(scores)
+    weights = weights / weights.sum(axis=-1, keepdims=True)  # (..., Tq, Tk)
+    return weights @ v  # (..., Tq, dv)
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None,
+              return_weights: bool = False):
+    """The torch twin of `attention_np`; equals F.scaled_dot_product_attention(q, k, v, attn_mask=mask).
+
+    A query row whose mask is all False has no defined softmax; like the fused kernel we return NaN there,
+    so a mask that hides everything from a token is noticed instead of silently averaged.
+    """
+    scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])  # (..., Tq, Tk)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = scores.softmax(dim=-1)  # (..., Tq, Tk)
+    out = weights @ v  # (..., Tq, dv)
+    return (out, weights) if return_weights else out
+
+
+def causal_mask(t: int, device=None) -> torch.Tensor:
+    """(T, T) bool, True on and below the diagonal: token i may attend to tokens 0..i."""
+    return torch.ones(t, t, dtype=torch.bool, device=device).tril()
+
+
+def padding_mask(tokens: torch.Tensor, pad_id: int) -> torch.Tensor:
+    """tokens (B, T) -> (B, 1, 1, T) bool, True where a key is a real token; broadcasts over heads and queries."""
+    return (tokens != pad_id)[:, None, None, :]  # (B, 1, 1, T)
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention. Self-attention: `mha(x)`. Cross-attention: `mha(x, context)`, queries from x and
+    keys/values from context. The heads run through the fused F.scaled_dot_product_attention, which computes
+    exactly `attention` above (tests check they agree) but faster; `last_weights` keeps the attention map when
+    `keep_weights` is set, for plotting.
+    """
+
+    def __init__(self, dim: int, heads: int, context_dim: int | None = None):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"heads: {heads} does not divide dim {dim}")
+        self.heads = heads
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(context_dim or dim, 2 * dim)
+        self.out = nn.Linear(dim, dim)
+        self.keep_weights, self.last_weights = False, None
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        B, T, D = x.shape
+        context = x if context is None else context
+        H, S = self.heads, context.shape[1]
+        q = self.q(x).reshape(B, T, H, D // H).transpose(1, 2)  # (B, H, T, D/H)
+        k, v = self.kv(context).reshape(B, S, 2, H, D // H).permute(2, 0, 3, 1, 4)  # 2 × (B, H, S, D/H)
+        if self.keep_weights:
+            y, self.last_weights = attention(q, k, v, mask, return_weights=True)  # (B, H, T, D/H), (B, H, T, S)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, T, D/H)
+        return self.out(y.transpose(1, 2).reshape(B, T, D))  # (B, T, D)
+
+
+class TransformerBlock(nn.Module):
+    """Pre-LN transformer block (Xiong et al. 2020): x + Attn(LN(x)), then x + MLP(LN(x))."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: int = 4):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn = MultiHeadAttention(dim, heads)
+        self.mlp = nn.Sequential(nn.Linear(dim, mlp_ratio * dim), nn.GELU(), nn.Linear(mlp_ratio * dim, dim))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x), mask=mask)  # (B, T, D)
+        return x + self.mlp(self.ln2(x))  # (B, T, D)

@@ -1,0 +1,129 @@
+"""Toy CLIP (Radford et al. 2021): a ViT image encoder and a text transformer projected into one space,
+trained with symmetric InfoNCE so that matching image/caption pairs have the highest cosine similarity.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from minivlm.concepts.attention import TransformerBlock, padding_mask
+from minivlm.concepts.info_nce import caption_groups, info_nce
+from minivlm.concepts.patch_embed import PatchEmbed
+
+
+@dataclass
+class CLIPConfig:
+    image_size: int = 32
+    patch: int = 8
+    channels: int = 3
+    vision_dim: int = 64
+    vision_layers: int = 2
+    text_dim: int = 64
+    text_layers: int = 2
+    heads: int = 4
+    embed_dim: int = 64
+    vocab_size: int = 37
+    max_len: int = 16
+    pad_id: int = 0
+    eos_id: int = 2
+    init_temperature: float = 0.07
+    max_logit_scale: float = 100.0  # CLIP clips exp(t) at 100 to keep training stable
+    dedupe_captions: bool = True  # identical captions in a batch are positives of each other (see info_nce)
+
+
+class VisionTransformer(nn.Module):
+    """Patches + learned positions -> pre-LN blocks -> LayerNorm -> mean over patches. Returns (B, D) or,
+    with `tokens=True`, every patch token (B, N, D) for models that read the whole grid (LLaVA, Flamingo)."""
+
+    def __init__(self, cfg: CLIPConfig):
+        super().__init__()
+        self.patch_embed = PatchEmbed(cfg.image_size, cfg.patch, cfg.channels, cfg.vision_dim)
+        self.pos = nn.Parameter(torch.randn(1, self.patch_embed.num_patches, cfg.vision_dim) * 0.02)
+        self.blocks = nn.ModuleList(TransformerBlock(cfg.vision_dim, cfg.heads) for _ in range(cfg.vision_layers))
+        self.ln = nn.LayerNorm(cfg.vision_dim)
+
+    def forward(self, images: torch.Tensor, tokens: bool = False) -> torch.Tensor:
+        x = self.patch_embed(images) + self.pos  # (B, N, D)
+        for block in self.blocks:
+            x = block(x)  # (B, N, D)
+        x = self.ln(x)  # (B, N, D)
+        return x if tokens else x.mean(dim=1)  # (B, N, D) or (B, D)
+
+
+class TextTransformer(nn.Module):
+    """Token + position embeddings -> bidirectional pre-LN blocks with a padding mask -> LayerNorm, pooled at
+    the <eos> token (which has seen the whole caption)."""
+
+    def __init__(self, cfg: CLIPConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.tok = nn.Embedding(cfg.vocab_size, cfg.text_dim)
+        self.pos = nn.Parameter(torch.randn(1, cfg.max_len, cfg.text_dim) * 0.02)
+        self.blocks = nn.ModuleList(TransformerBlock(cfg.text_dim, cfg.heads) for _ in range(cfg.text_layers))
+        self.ln = nn.LayerNorm(cfg.text_dim)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        B, T = tokens.shape
+        x = self.tok(tokens) + self.pos[:, :T]  # (B, T, D)
+        mask = padding_mask(tokens, self.cfg.pad_id)  # (B, 1, 1, T)
+        for block in self.blocks:
+            x = block(x, mask)  # (B, T, D)
+        x = self.ln(x)  # (B, T, D)
+        eos = (tokens == self.cfg.eos_id).int().argmax(dim=1)  # (B,) first <eos>
+        return x[torch.arange(B, device=x.device), eos]  # (B, D)
+
+
+class CLIP(nn.Module):
+    def __init__(self, cfg: CLIPConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.visual = VisionTransformer(cfg)
+        self.text = TextTransformer(cfg)
+        self.image_proj = nn.Linear(cfg.vision_dim, cfg.embed_dim, bias=False)
+        self.text_proj = nn.Linear(cfg.text_dim, cfg.embed_dim, bias=False)
+        self.log_scale = nn.Parameter(torch.tensor(math.log(1 / cfg.init_temperature)))  # t in exp(t)
+
+    def logit_scale(self) -> torch.Tensor:
+        return self.log_scale.exp().clamp(max=self.cfg.max_logit_scale)
+
+    def _check_images(self, images: torch.Tensor) -> None:
+        s, c = self.cfg.image_size, self.cfg.channels
+        if not (isinstance(images, torch.Tensor) and images.is_floating_point() and images.ndim == 4
+                and tuple(images.shape[1:]) == (c, s, s) and images.shape[0] > 0):
+            got = f"{tuple(images.shape)} {images.dtype}" if isinstance(images, torch.Tensor) else type(images).__name__
+            raise ValueError(f"images: expected float (B, {c}, {s}, {s}) with B >= 1 (use minivlm.data.preprocess "
+                             f"on uint8 pictures), got {got}")
+
+    def _check_tokens(self, tokens: torch.Tensor) -> None:
+        cfg = self.cfg
+        if not (isinstance(tokens, torch.Tensor) and tokens.dtype == torch.long and tokens.ndim == 2
+                and tokens.shape[0] > 0 and 0 < tokens.shape[1] <= cfg.max_len):
+            got = f"{tuple(tokens.shape)} {tokens.dtype}" if isinstance(tokens, torch.Tensor) else type(tokens).__name__
+            raise ValueError(f"tokens: expected int64 (B, T) with B >= 1 and T <= {cfg.max_len}, got {got}")
+        if tokens.min() < 0 or tokens.max() >= cfg.vocab_size:
+            raise ValueError(f"tokens: ids must lie in [0, {cfg.vocab_size}), got {tokens.min()}..{tokens.max()}")
+        if not (tokens == cfg.eos_id).any(dim=1).all():
+            raise ValueError("tokens: every caption needs an <eos> token (use Tokenizer.encode_batch)")
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) preprocessed images -> (B, E) unit-norm embeddings."""
+        self._check_images(images)
+        return nn.functional.normalize(self.image_proj(self.visual(images)), dim=-1)  # (B, E)
+
+    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, T) token ids -> (B, E) unit-norm embeddings."""
+        self._check_tokens(tokens)
+        return nn.functional.normalize(self.text_proj(self.text(tokens)), dim=-1)  # (B, E)
+
+    def forward(self, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Similarity logits (B_images, B_texts), scaled by 1/temperature."""
+        return self.logit_scale() * self.encode_image(images) @ self.encode_text(tokens).T  # (B, B)
+
+    def loss(self, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        if images.shape[0] != tokens.shape[0]:
+            raise ValueError(f"images, tokens: batch sizes differ ({images.shape[0]} vs {tokens.shape[0]})")
+        groups = caption_groups(tokens) if self.cfg.dedupe_captions else None
+        return info_nce(self.encode_image(images), self.encode_text(tokens), self.logit_scale(), groups)
