@@ -31,9 +31,10 @@ def _positive(kind):
 
 
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m minivlm", description="Train and evaluate tiny vision-language models.")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    t = sub.add_parser("train", help="train a model, evaluate it, save checkpoint, metrics and plots")
+    p = _Parser(prog="python -m minivlm", allow_abbrev=False,
+                description="Train and evaluate tiny vision-language models.")
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", allow_abbrev=False, help="train a model, evaluate it, save checkpoint, metrics and plots")
     t.add_argument("model", choices=sorted(MODELS))
     budget = t.add_mutually_exclusive_group()
     budget.add_argument("--seconds", type=_positive(float), help="training wall seconds (default 120)")
@@ -41,7 +42,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     t.add_argument("--out", default=None, help="output folder (default runs/MODEL-seedS)")
-    e = sub.add_parser("eval", help="re-evaluate a checkpoint")
+    e = sub.add_parser("eval", allow_abbrev=False, help="re-evaluate a checkpoint")
     e.add_argument("model", choices=sorted(MODELS))
     e.add_argument("checkpoint")
     e.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")

@@ -68,5 +68,5 @@ def retrieval(model, data: ShapesData, ks=(1, 5, 10)) -> dict:
     out = {}
     for name, r in (("i2t", ranks(sim, keys, keys)), ("t2i", ranks(sim.T, keys, keys))):
         out.update({f"{name}_r{k}": float(np.mean(r < k)) for k in ks})
-        out[f"{name}_median_rank"] = float(np.median(r + 1))
+        out[f"{name}_median_rank"] = float(np.floor(np.median(r)) + 1)  # open_clip: floor(median) + 1
     return out

@@ -73,11 +73,13 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Adam
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
 
 
-def lr_at(step: int, progress: float, cfg: TrainConfig) -> float:
-    """Linear warm-up over `warmup_steps`, then cosine from lr to min_lr_frac·lr as progress goes 0 -> 1."""
+def lr_at(step: int, progress: float, cfg: TrainConfig, warm_end: float = 0.0) -> float:
+    """Linear warm-up over `warmup_steps`, then cosine from lr to min_lr_frac·lr while progress goes from
+    `warm_end` (the progress when warm-up ended) to 1, so the rate is continuous at the end of warm-up."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
-    cosine = 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    t = (progress - warm_end) / (1 - warm_end) if warm_end < 1 else 1.0
+    cosine = 0.5 * (1 + math.cos(math.pi * min(max(t, 0.0), 1.0)))
     return cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * cosine)
 
 
@@ -89,7 +91,7 @@ def fit(model: torch.nn.Module, next_batch, cfg: TrainConfig, evaluate=None, des
     seconds/seconds, so the cosine schedule ends on time under either budget.
     """
     opt = make_optimizer(model, cfg)
-    hist, step, samples, train_s, last_eval = History(), 0, 0, 0.0, 0.0
+    hist, step, samples, train_s, last_eval, warm_end = History(), 0, 0, 0.0, 0.0, 0.0
     total = cfg.steps if cfg.steps is not None else cfg.seconds
     bar = tqdm(total=total, desc=desc, unit="step" if cfg.steps is not None else "s", mininterval=1.0,
                bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} {unit} [{elapsed}<{remaining}{postfix}]")
@@ -107,7 +109,9 @@ def fit(model: torch.nn.Module, next_batch, cfg: TrainConfig, evaluate=None, des
     model.train()
     while progress() < 1.0:
         t0 = time.perf_counter()
-        lr = lr_at(step, progress(), cfg)
+        if step == cfg.warmup_steps:
+            warm_end = progress()
+        lr = lr_at(step, progress(), cfg, warm_end)
         for group in opt.param_groups:
             group["lr"] = lr
         batch = next_batch()

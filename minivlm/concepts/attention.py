@@ -27,8 +27,8 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
               return_weights: bool = False):
     """The torch twin of `attention_np`; equals F.scaled_dot_product_attention(q, k, v, attn_mask=mask).
 
-    A query row whose mask is all False has no defined softmax; like the fused kernel we return NaN there,
-    so a mask that hides everything from a token is noticed instead of silently averaged.
+    A query row whose mask is all False has no defined softmax (0/0); we return NaN there, so a mask that hides
+    everything from a token is noticed. F.scaled_dot_product_attention (torch >= 2.5) returns zeros there instead.
     """
     scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])  # (..., Tq, Tk)
     if mask is not None:
@@ -51,8 +51,8 @@ def padding_mask(tokens: torch.Tensor, pad_id: int) -> torch.Tensor:
 class MultiHeadAttention(nn.Module):
     """Multi-head attention. Self-attention: `mha(x)`. Cross-attention: `mha(x, context)`, queries from x and
     keys/values from context. The heads run through the fused F.scaled_dot_product_attention, which computes
-    exactly `attention` above (tests check they agree) but faster; `last_weights` keeps the attention map when
-    `keep_weights` is set, for plotting.
+    exactly `attention` above (tests check they agree) but faster, except on a fully masked query row (zeros, where
+    `attention` gives NaN); `last_weights` keeps the attention map when `keep_weights` is set, for plotting.
     """
 
     def __init__(self, dim: int, heads: int, context_dim: int | None = None):

@@ -9,7 +9,7 @@ import torch
 from tqdm import tqdm
 
 from minivlm.data.tokenizer import Tokenizer
-from minivlm.data.world import Scene, render, sample_scene
+from minivlm.data.world import Scene, caption_meaning, render, sample_scene
 
 # Evaluation sets are drawn from their own fixed seeds, never from a training seed.
 EVAL_SETS = {
@@ -22,10 +22,12 @@ EVAL_SETS = {
 
 @dataclass
 class ShapesData:
-    """N rendered scenes kept as arrays: images (N, res, res, 3) uint8, captions, tokens (N, L) and metadata."""
+    """N rendered scenes kept as arrays: images (N, res, res, 3) uint8, captions, tokens (N, L), meaning_ids (N,)
+    (equal where two captions say the same thing, see `meaning_ids`) and the scenes' metadata."""
     images: np.ndarray
     captions: list[str]
     tokens: torch.Tensor
+    meanings: torch.Tensor
     scenes: list[Scene] | None = None
 
     def __len__(self) -> int:
@@ -33,8 +35,22 @@ class ShapesData:
 
     def subset(self, idx) -> "ShapesData":
         idx = np.asarray(idx)
-        return ShapesData(self.images[idx], [self.captions[i] for i in idx], self.tokens[torch.as_tensor(idx)],
+        t = torch.as_tensor(idx)
+        return ShapesData(self.images[idx], [self.captions[i] for i in idx], self.tokens[t], self.meanings[t],
                           None if self.scenes is None else [self.scenes[i] for i in idx])
+
+
+def meaning_ids(captions: list[str]) -> torch.Tensor:
+    """(N,) int64 ids, equal exactly where captions mean the same scene ("A left of B" == "B right of A").
+    A caption that is not a sentence of the world only shares its id with identical text."""
+    ids = {}
+
+    def key(caption):
+        try:
+            return caption_meaning(caption)
+        except ValueError:
+            return caption
+    return torch.tensor([ids.setdefault(key(c), len(ids)) for c in captions], dtype=torch.long)
 
 
 def make_shapes(n: int, seed, tokenizer: Tokenizer, res: int = 32, p_two: float = 0.2, split: str = "train",
@@ -50,7 +66,7 @@ def make_shapes(n: int, seed, tokenizer: Tokenizer, res: int = 32, p_two: float 
         images[i] = render(scene, rng, res)
         scenes.append(scene)
         captions.append(scene.caption(flip=len(scene.objects) == 2 and rng.random() < p_flip))
-    return ShapesData(images, captions, tokenizer.encode_batch(captions), scenes)
+    return ShapesData(images, captions, tokenizer.encode_batch(captions), meaning_ids(captions), scenes)
 
 
 def eval_set(name: str, tokenizer: Tokenizer, res: int = 32) -> ShapesData:

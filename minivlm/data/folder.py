@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from minivlm.data.datasets import ShapesData
+from minivlm.data.datasets import ShapesData, meaning_ids
 from minivlm.data.tokenizer import Tokenizer
 
 
@@ -56,4 +56,4 @@ def load_folder(path, tokenizer: Tokenizer, res: int = 32, resize: bool = False)
     if not files:
         raise ValueError(f"path: {str(index)!r} lists no images")
     images = np.stack([load_image(f, res, resize) for f in files])  # (N, res, res, 3)
-    return ShapesData(images, captions, tokenizer.encode_batch(captions))
+    return ShapesData(images, captions, tokenizer.encode_batch(captions), meaning_ids(captions))

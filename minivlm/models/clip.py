@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from minivlm.concepts.attention import TransformerBlock, padding_mask
-from minivlm.concepts.info_nce import caption_groups, info_nce
+from minivlm.concepts.info_nce import info_nce
 from minivlm.concepts.patch_embed import PatchEmbed
 
 
@@ -31,7 +31,6 @@ class CLIPConfig:
     eos_id: int = 2
     init_temperature: float = 0.07
     max_logit_scale: float = 100.0  # CLIP clips exp(t) at 100 to keep training stable
-    dedupe_captions: bool = True  # identical captions in a batch are positives of each other (see info_nce)
 
 
 class VisionTransformer(nn.Module):
@@ -90,11 +89,11 @@ class CLIP(nn.Module):
         return self.log_scale.exp().clamp(max=self.cfg.max_logit_scale)
 
     def _check_images(self, images: torch.Tensor) -> None:
-        s, c = self.cfg.image_size, self.cfg.channels
-        if not (isinstance(images, torch.Tensor) and images.is_floating_point() and images.ndim == 4
+        s, c, dtype = self.cfg.image_size, self.cfg.channels, self.image_proj.weight.dtype
+        if not (isinstance(images, torch.Tensor) and images.dtype == dtype and images.ndim == 4
                 and tuple(images.shape[1:]) == (c, s, s) and images.shape[0] > 0):
             got = f"{tuple(images.shape)} {images.dtype}" if isinstance(images, torch.Tensor) else type(images).__name__
-            raise ValueError(f"images: expected float (B, {c}, {s}, {s}) with B >= 1 (use minivlm.data.preprocess "
+            raise ValueError(f"images: expected {dtype} (B, {c}, {s}, {s}) with B >= 1 (use minivlm.data.preprocess "
                              f"on uint8 pictures), got {got}")
 
     def _check_tokens(self, tokens: torch.Tensor) -> None:
@@ -122,8 +121,9 @@ class CLIP(nn.Module):
         """Similarity logits (B_images, B_texts), scaled by 1/temperature."""
         return self.logit_scale() * self.encode_image(images) @ self.encode_text(tokens).T  # (B, B)
 
-    def loss(self, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    def loss(self, images: torch.Tensor, tokens: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
+        """Symmetric InfoNCE over the batch. `groups` (B,): pairs with equal ids are all positives of each other
+        (the recipe passes caption meanings, so "A left of B" and "B right of A" are not pushed apart)."""
         if images.shape[0] != tokens.shape[0]:
             raise ValueError(f"images, tokens: batch sizes differ ({images.shape[0]} vs {tokens.shape[0]})")
-        groups = caption_groups(tokens) if self.cfg.dedupe_captions else None
         return info_nce(self.encode_image(images), self.encode_text(tokens), self.logit_scale(), groups)

@@ -1,0 +1,165 @@
+"""The lessons' autograders (minivlm.check): reference solutions pass; the exercise stubs and known wrong answers
+fail, with a message that says what is wrong."""
+from __future__ import annotations
+
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+
+from minivlm.check import EXERCISES
+from minivlm.check.__main__ import main
+
+ROOT = Path(__file__).resolve().parents[1]
+SOLUTIONS = ROOT / "minivlm" / "check" / "solutions"
+
+# Answers a student might write: each template with the right pieces passes, with one wrong piece fails.
+ATTENTION = '''import math
+import torch
+
+def attention(q, k, v, mask=None):
+    scores = q @ k.transpose(-2, -1){scale}
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return {softmax} @ v
+
+def causal_mask(t):
+    return torch.ones(t, t{dtype}).tril()
+'''
+RIGHT_ATTENTION = dict(scale=" / math.sqrt(q.shape[-1])", softmax="scores.softmax(dim=-1)", dtype=", dtype=torch.bool")
+INFO_NCE = '''import torch
+
+def info_nce(image_emb, text_emb, logit_scale, groups=None):
+    i = image_emb / image_emb.norm(dim=1, keepdim=True)
+    t = text_emb / text_emb.norm(dim=1, keepdim=True)
+    logits = {scale} * i @ t.T
+    ids = torch.arange(len(logits)) if {no_groups} else groups
+    same = (ids[:, None] == ids[None, :]).float()
+    target = same / same.sum(dim=1, keepdim=True)
+    image_to_text = -(target * logits.log_softmax(dim=1)).sum(dim=1).mean()
+    text_to_image = -(target * logits.T.log_softmax(dim=1)).sum(dim=1).mean()
+    return {loss}
+'''
+RIGHT_INFO_NCE = dict(scale="logit_scale", no_groups="groups is None", loss="(image_to_text + text_to_image) / 2")
+PATCH_EMBED = '''def patchify(images, patch):
+    B, C, H, W = images.shape
+    x = images.reshape(B, C, H // patch, patch, W // patch, patch).transpose({axes})
+    return x.reshape(B, (H // patch) * (W // patch), C * patch * patch){end}
+
+def embed_patches(images, weight, bias):
+    return patchify(images, weight.shape[-1]) @ weight.reshape(len(weight), -1).T + bias
+'''
+RIGHT_PATCH_EMBED = dict(axes="0, 2, 4, 1, 3, 5", end="")
+RETRIEVAL = '''import numpy as np
+
+def ranks(sim, query_keys, item_keys):
+    order = sim.argsort(dim=1, descending=True).numpy()
+    right = np.array(item_keys, dtype=object)[order] == np.array(query_keys, dtype=object)[:, None]
+    return np.where(right.any(axis=1), right.argmax(axis=1){offset}, {no_match})
+'''
+RIGHT_RETRIEVAL = dict(offset="", no_match="sim.shape[1]")
+TEMPLATES = {"attention": (ATTENTION, RIGHT_ATTENTION), "info_nce": (INFO_NCE, RIGHT_INFO_NCE),
+             "patch_embed": (PATCH_EMBED, RIGHT_PATCH_EMBED), "retrieval": (RETRIEVAL, RIGHT_RETRIEVAL)}
+
+
+def answer(name, **wrong) -> str:
+    template, right = TEMPLATES[name]
+    return template.format(**{**right, **wrong})
+
+
+def grade(capsys, name, path=None):
+    """Run the grader in this process; return its exit status and its lines, one per case."""
+    status = main([name] + ([] if path is None else ["--file", str(path)]))
+    return status, [line.strip() for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
+
+
+def case_line(cases, prefix):
+    (line,) = [c for c in cases if c.split("  ", 1)[1].startswith(prefix)]
+    return line
+
+
+@pytest.mark.parametrize("name", EXERCISES)
+def test_reference_solution_passes(capsys, name):
+    status, cases = grade(capsys, name, SOLUTIONS / f"{name}.py")
+    assert status == 0, "\n".join(cases)
+    assert len(cases) >= 5 and all(c.startswith("PASS") for c in cases)
+
+
+@pytest.mark.parametrize("name", EXERCISES)
+def test_stub_fails_as_not_implemented(capsys, monkeypatch, name):
+    monkeypatch.chdir(ROOT)  # the default file lessons/exercises/NAME.py is found from the repository root
+    status, cases = grade(capsys, name)
+    assert status == 1
+    assert cases and all(c.startswith("FAIL") and c.endswith(": not implemented yet") for c in cases), cases
+
+
+@pytest.mark.parametrize("name", EXERCISES)
+def test_answer_written_from_scratch_passes(capsys, tmp_path, name):
+    (tmp_path / f"{name}.py").write_text(answer(name))
+    status, cases = grade(capsys, name, tmp_path / f"{name}.py")
+    assert status == 0, "\n".join(cases)
+
+
+@pytest.mark.parametrize("name, wrong, failing, message, passing", [
+    ("attention", dict(scale=""), "attention: self-attention", "output: values differ", "causal_mask: T=6"),
+    ("attention", dict(softmax="scores.exp() / scores.exp().sum(dim=-1, keepdim=True)"), "attention: large scores",
+     "got nan (an overflow", "attention: causal and padding masks"),
+    ("attention", dict(dtype=""), "causal_mask: T=6", "expected dtype bool, got float32", "attention: causal mask"),
+    ("info_nce", dict(loss="image_to_text"), "B=4, E=8", "loss: wrong value: expected", None),
+    ("info_nce", dict(no_groups="True"), "groups [0, 1, 2, 1]", "loss: wrong value", "groups all distinct"),
+    ("info_nce", dict(scale="logit_scale.item()"), "B=4, E=8", "no gradient reached logit_scale", None),
+    ("patch_embed", dict(axes="0, 2, 4, 3, 5, 1"), "patchify: B=2", "the right numbers in the wrong places", None),
+    ("patch_embed", dict(end=".transpose(0, 2, 1)"), "patchify: B=2",
+     "wrong shape: expected (2, 16, 192), got (2, 192, 16)", None),
+    ("retrieval", dict(offset=" + 1"), "one right item", "ranks: values differ in 6 of 6 entries", None),
+    ("retrieval", dict(no_match="0"), "a query with no right item", "expected 4, got 0", "one right item"),
+])
+def test_wrong_answer_fails_with_a_useful_message(capsys, tmp_path, name, wrong, failing, message, passing):
+    (tmp_path / f"{name}.py").write_text(answer(name, **wrong))
+    status, cases = grade(capsys, name, tmp_path / f"{name}.py")
+    assert status == 1
+    line = case_line(cases, failing)
+    assert line.startswith("FAIL") and message in line, line
+    if passing:
+        assert case_line(cases, passing).startswith("PASS"), cases
+
+
+def test_exception_is_reported_with_its_line(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a relative --file, as a student would type it
+    Path("mine.py").write_text("def ranks(sim, query_keys, item_keys):\n"
+                               "    raise ValueError('sim: I expected a NumPy array')\n")
+    status, cases = grade(capsys, "retrieval", "mine.py")
+    assert status == 1
+    assert all(c.endswith("raised ValueError: sim: I expected a NumPy array (line 2 of mine.py)") for c in cases), cases
+
+
+def test_unloadable_file_fails_in_one_line(capsys, tmp_path):
+    (tmp_path / "syntax.py").write_text("def attention(q, k, v, mask=None)\n")
+    (tmp_path / "partial.py").write_text(answer("attention").replace("def causal_mask", "def other_name"))
+    status, cases = grade(capsys, "attention", tmp_path / "syntax.py")
+    assert status == 1 and len(cases) == 1 and f"could not import {tmp_path / 'syntax.py'}: SyntaxError" in cases[0]
+    status, cases = grade(capsys, "attention", tmp_path / "partial.py")
+    assert status == 1 and len(cases) == 1 and "defines no function causal_mask" in cases[0]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["nope"], "NAME: expected one of patch_embed, attention, info_nce, retrieval, got 'nope'"),
+    (["attention", "--file", "no/such/file.py"], "no file 'no/such/file.py'"),
+])
+def test_bad_name_or_path_exits_2_with_one_line(capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1 and message in err, err
+
+
+@pytest.mark.filterwarnings("ignore:.*found in sys.modules:RuntimeWarning")  # runpy: this file imported it already
+def test_list_through_python_dash_m(capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["minivlm.check", "--list"])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_module("minivlm.check", run_name="__main__")  # what `python -m minivlm.check --list` runs
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0
+    assert [line.split()[0] for line in out.splitlines()] == list(EXERCISES)
+    assert "lessons/02_attention.md" in out
