@@ -28,8 +28,8 @@ test: $(VENV)/.test
 # For course staff: re-run every notebook top to bottom in full mode and store its outputs.
 notebooks: $(VENV)/.test
 	$(PIP) -e '.[test,notebooks]'
-	for nb in notebooks/*.ipynb; do $(PY) -m jupyter nbconvert --to notebook --execute --inplace \
-		--ExecutePreprocessor.timeout=1200 "$$nb" || exit 1; done
+	cd notebooks && for nb in *.ipynb; do ../$(PY) -m jupyter nbconvert --to notebook --execute --inplace \
+		--ExecutePreprocessor.coalesce_streams=True --ExecutePreprocessor.timeout=1200 "$$nb" || exit 1; done
 
 # Speed and accuracy targets (writes bench/results/*.json).
 bench: $(VENV)/.demo

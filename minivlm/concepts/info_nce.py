@@ -28,8 +28,8 @@ def info_nce_np(image_emb: np.ndarray, text_emb: np.ndarray, logit_scale: float,
     n = len(logits)
     pos = np.eye(n) if groups is None else (groups[:, None] == groups[None, :]).astype(float)  # (B, B)
     target = pos / pos.sum(axis=1, keepdims=True)
-    loss_i = -(target * _log_softmax_np(logits)).sum(axis=1).mean()
-    loss_t = -(target * _log_softmax_np(logits.T)).sum(axis=1).mean()
+    loss_i = (target * -_log_softmax_np(logits)).sum(axis=1).mean()  # cross-entropy: sum of y * (-log p)
+    loss_t = (target * -_log_softmax_np(logits.T)).sum(axis=1).mean()
     return float((loss_i + loss_t) / 2)
 
 
