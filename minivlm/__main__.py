@@ -1,4 +1,4 @@
-"""Command line: `python -m minivlm train clip ...` and `python -m minivlm eval clip CKPT ...`.
+"""Command line: `python -m minivlm train clip|lm ...` and `python -m minivlm eval clip|lm CKPT ...`.
 
 Any bad argument, unknown model or unreadable checkpoint ends with one line on stderr and exit status 2.
 """
@@ -7,9 +7,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from minivlm.recipes import clip_cli
+from minivlm.recipes import clip_cli, lm_cli
 
-MODELS = {"clip": clip_cli}  # model name -> module with train(args) and evaluate(args)
+MODELS = {"clip": clip_cli, "lm": lm_cli}  # model name -> module with train(args) and evaluate(args)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,7 +37,8 @@ def parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", allow_abbrev=False, help="train a model, evaluate it, save checkpoint, metrics and plots")
     t.add_argument("model", choices=sorted(MODELS))
     budget = t.add_mutually_exclusive_group()
-    budget.add_argument("--seconds", type=_positive(float), help="training wall seconds (default 120)")
+    budget.add_argument("--seconds", type=_positive(float),
+                        help="training wall seconds (default 120 for clip, 30 for lm)")
     budget.add_argument("--steps", type=_positive(int), help="optimiser steps")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")

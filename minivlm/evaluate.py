@@ -1,11 +1,14 @@
-"""Metrics shared by the models: zero-shot classification from prompt embeddings, and retrieval recall@K.
+"""Metrics shared by the models: zero-shot classification from prompt embeddings, retrieval recall@K, and for
+generated text: token cross-entropy and accuracy, semantic exact match and BLEU.
 
-A retrieved caption or image counts as correct when it *means* the same scene (`caption_meaning`): the world
+A retrieved or generated caption counts as correct when it *means* the same scene (`caption_meaning`): the world
 repeats captions, and "A left of B" says the same as "B right of A".
 """
 from __future__ import annotations
 
 import itertools
+import math
+from collections import Counter
 
 import numpy as np
 import torch
@@ -13,7 +16,8 @@ import torch
 from minivlm.data.datasets import ShapesData
 from minivlm.data.images import preprocess
 from minivlm.data.tokenizer import Tokenizer
-from minivlm.data.world import COLOURS, SHAPES, SIZES, caption_meaning
+from minivlm.concepts.next_token import next_token_targets
+from minivlm.data.world import COLOURS, SHAPES, SIZES, Scene, caption_meaning
 
 CLASSES = [(size, colour, shape) for size, colour, shape in itertools.product(SIZES, COLOURS, SHAPES)]  # 96
 
@@ -70,3 +74,70 @@ def retrieval(model, data: ShapesData, ks=(1, 5, 10)) -> dict:
         out.update({f"{name}_r{k}": float(np.mean(r < k)) for k in ks})
         out[f"{name}_median_rank"] = float(np.floor(np.median(r)) + 1)  # open_clip: floor(median) + 1
     return out
+
+
+def token_metrics(logits: torch.Tensor, tokens: torch.Tensor, pad_id: int,
+                  loss_mask: torch.Tensor | None = None) -> dict:
+    """Teacher-forced next-token cross-entropy (nats per target token) and top-1 accuracy over the targets
+    that `next_token_loss` counts: logits (B, T, V), tokens (B, T), loss_mask (B, T) or None."""
+    pred, target = next_token_targets(logits, tokens, pad_id, loss_mask)  # (N, V), (N,)
+    return {"ce": float(torch.nn.functional.cross_entropy(pred, target)),
+            "token_acc": float((pred.argmax(dim=-1) == target).float().mean())}
+
+
+def is_sentence(caption: str) -> bool:
+    """Whether a (generated) caption is a sentence of the world, one that `caption_meaning` can read."""
+    try:
+        caption_meaning(caption)
+    except ValueError:
+        return False
+    return True
+
+
+def meaning_matches(captions: list[str], scenes: list[Scene]) -> np.ndarray:
+    """(N,) bool: whether caption i says what scene i shows, in any wording; a caption that is not a sentence
+    of the world is wrong."""
+    if len(captions) != len(scenes):
+        raise ValueError(f"captions, scenes: expected one caption per scene, got {len(captions)} and {len(scenes)}")
+    return np.array([is_sentence(c) and caption_meaning(c) == s.meaning() for c, s in zip(captions, scenes)])
+
+
+def by_kind(scores: np.ndarray, scenes: list[Scene]) -> dict:
+    """The mean of per-scene scores (N,) overall and for 1- and 2-object scenes: {"all", "1obj", "2obj"} (a
+    kind with no scene is left out)."""
+    n_objects = np.array([len(s.objects) for s in scenes])  # (N,)
+    out = {"all": float(np.mean(scores))}
+    out.update({f"{k}obj": float(np.mean(scores[n_objects == k])) for k in (1, 2) if (n_objects == k).any()})
+    return out
+
+
+def _ngrams(words: list[str], n: int) -> Counter:
+    return Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
+
+
+def bleu(candidates: list[str], references: list[list[str]], max_n: int = 4) -> float:
+    """Corpus BLEU (Papineni et al. 2002, section 2): the geometric mean of the clipped n-gram precisions
+    p_1..p_max_n, each summed over the whole corpus, times the brevity penalty exp(1 - r/c) when the candidates'
+    length c is below the reference length r (for each candidate, its reference closest in length).
+    `references[i]` holds the acceptable references of `candidates[i]`; words are split on spaces; no smoothing,
+    so a corpus without any matching n-gram of some order scores 0."""
+    if len(candidates) == 0 or len(candidates) != len(references) or not all(references):
+        raise ValueError(f"candidates, references: expected one or more references for each of N >= 1 candidates, "
+                         f"got {len(candidates)} candidates and {len(references)} reference lists")
+    matched, total, c, r = [0] * max_n, [0] * max_n, 0, 0
+    for cand, refs in zip(candidates, references):
+        words, ref_words = cand.split(), [ref.split() for ref in refs]
+        c += len(words)
+        r += min((abs(len(ref) - len(words)), len(ref)) for ref in ref_words)[1]  # closest, the shorter on a tie
+        for n in range(1, max_n + 1):
+            counts = _ngrams(words, n)
+            most = Counter()  # the most times each n-gram occurs in any one reference: the clip
+            for ref in ref_words:
+                most |= _ngrams(ref, n)
+            matched[n - 1] += sum(min(k, most[g]) for g, k in counts.items())
+            total[n - 1] += sum(counts.values())
+    if min(matched) == 0:
+        return 0.0
+    log_precision = sum(math.log(m / t) for m, t in zip(matched, total)) / max_n
+    brevity = min(0.0, 1 - r / c)  # log of the brevity penalty
+    return math.exp(brevity + log_precision)

@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from minivlm.concepts.attention import (MultiHeadAttention, TransformerBlock, attention, attention_np, causal_mask,
-                                        padding_mask)
+from minivlm.concepts.attention import (KVCache, MultiHeadAttention, TransformerBlock, attention, attention_np,
+                                        causal_mask, padding_mask)
 
 
 def _qkv(B=2, H=3, Tq=5, Tk=5, d=8, dv=8, seed=0):
@@ -47,6 +47,11 @@ def test_causal_mask_equals_sdpa_is_causal():
     assert causal_mask(3).tolist() == [[True, False, False], [True, True, False], [True, True, True]]
     assert torch.allclose(attention(q, k, v, causal_mask(5)), F.scaled_dot_product_attention(q, k, v, is_causal=True),
                           atol=1e-12)
+
+
+def test_causal_mask_with_past_is_the_last_rows_of_the_full_mask():
+    assert causal_mask(2, past=3).tolist() == [[True, True, True, True, False], [True, True, True, True, True]]
+    assert torch.equal(causal_mask(2, past=3), causal_mask(5)[3:])
 
 
 def test_masked_keys_get_zero_weight_and_rows_sum_to_one():
@@ -122,3 +127,19 @@ def test_transformer_block_shape_and_padding():
     y2 = block(x2, mask)
     assert torch.allclose(y2[0, :3], y[0, :3], atol=1e-6) and torch.allclose(y2[1], y[1])
     assert not torch.allclose(block(x2)[0, :3], block(x)[0, :3])  # without the mask it would
+
+
+@pytest.mark.parametrize("keep_weights", [False, True], ids=["fused", "by hand"])
+def test_kv_cache_one_token_at_a_time_equals_the_causal_pass(keep_weights):
+    torch.manual_seed(0)
+    block = TransformerBlock(dim=16, heads=4)
+    block.attn.keep_weights = keep_weights
+    x = torch.randn(2, 6, 16)
+    full = block(x, causal_mask(6))
+    cache = KVCache()
+    steps = [block(x[:, :2], causal_mask(2), cache)]  # a 2-token prompt, then one token at a time
+    steps += [block(x[:, t:t + 1], causal_mask(1, past=t), cache) for t in range(2, 6)]
+    assert len(cache) == 6 and cache.k.shape == cache.v.shape == (2, 4, 6, 4)  # (B, H, S, D/H)
+    assert torch.allclose(torch.cat(steps, dim=1), full, atol=1e-6)
+    if keep_weights:
+        assert block.attn.last_weights.shape == (2, 4, 1, 6)  # the last token's query over all six keys

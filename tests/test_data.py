@@ -4,8 +4,8 @@ import pytest
 import torch
 from PIL import Image
 
-from minivlm.data import (EVAL_SETS, HELD_OUT, eval_set, load_folder, load_image, make_shapes, preprocess,
-                          save_folder, shuffled_batches)
+from minivlm.data import (EVAL_SETS, HELD_OUT, caption_meaning, eval_set, load_folder, load_image, make_captions,
+                          make_shapes, preprocess, save_folder, shuffled_batches)
 
 
 # preprocess
@@ -172,3 +172,12 @@ def test_datasets_carry_meaning_ids_through_subset_and_folders(tmp_path):
     assert sub.meanings[0] == sub.meanings[2] and sub.meanings.tolist() == d.meanings[[3, 1, 3]].tolist()
     save_folder(d.subset(range(6)), tmp_path)
     assert load_folder(tmp_path, tok).meanings.equal(meaning_ids(d.captions[:6]))
+
+
+def test_make_captions_is_seeded_text_of_the_world():
+    captions = make_captions(400, seed=0, p_two=0.5)
+    assert captions == make_captions(400, seed=0, p_two=0.5) != make_captions(400, seed=1, p_two=0.5)
+    two = [len(caption_meaning(c)) == 3 for c in captions]  # every caption has a meaning (or this raises)
+    assert 0.4 < sum(two) / 400 < 0.6
+    with pytest.raises(ValueError, match="n: expected a positive number of captions, got 0"):
+        make_captions(0, seed=0)

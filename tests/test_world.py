@@ -113,6 +113,16 @@ def test_caption_meaning_equates_inverse_relations():
         caption_meaning(f"{red} next to {blue}")
 
 
+@pytest.mark.parametrize("caption", ["", "a small red", "a a a a", "the small red circle", "a small red blob",
+                                     "a small red circle to the left of a large blue",
+                                     "a small red circle above a large blue square square",
+                                     "a small red circle to the left of above a large blue square"])
+def test_caption_meaning_refuses_what_is_not_a_sentence(caption):
+    """Generated text can be anything: only "a SIZE COLOUR SHAPE", or two joined by a relation, has a meaning."""
+    with pytest.raises(ValueError, match="caption: not a sentence of the shapes world"):
+        caption_meaning(caption)
+
+
 def test_flipped_caption_means_the_same_scene():
     for s in _scenes(300, seed=5, p_two=1.0, split="train"):
         assert s.caption(flip=True) != s.caption()

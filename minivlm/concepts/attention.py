@@ -1,6 +1,8 @@
 """Scaled dot-product attention (Vaswani et al. 2017, eq. 1), multi-head self/cross-attention, a pre-LN block.
 
 softmax(Q K^T / sqrt(d) + mask) V, first in NumPy, then in torch; masks are boolean, True = may attend.
+For generation, a `KVCache` keeps the keys and values of the tokens already seen, so each new token costs one
+query against them instead of recomputing the whole sequence.
 """
 from __future__ import annotations
 
@@ -38,9 +40,10 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
     return (out, weights) if return_weights else out
 
 
-def causal_mask(t: int, device=None) -> torch.Tensor:
-    """(T, T) bool, True on and below the diagonal: token i may attend to tokens 0..i."""
-    return torch.ones(t, t, dtype=torch.bool, device=device).tril()
+def causal_mask(t: int, device=None, past: int = 0) -> torch.Tensor:
+    """(T, past + T) bool: token i, the (past + i)-th of the sequence, may attend to tokens 0..past + i.
+    With past = 0 (no cache) it is (T, T), True on and below the diagonal."""
+    return torch.ones(t, past + t, dtype=torch.bool, device=device).tril(diagonal=past)  # (T, past + T)
 
 
 def padding_mask(tokens: torch.Tensor, pad_id: int) -> torch.Tensor:
@@ -48,11 +51,29 @@ def padding_mask(tokens: torch.Tensor, pad_id: int) -> torch.Tensor:
     return (tokens != pad_id)[:, None, None, :]  # (B, 1, 1, T)
 
 
+class KVCache:
+    """The keys and values one self-attention layer has seen, (B, H, S, D/H) each, grown by `append` at every
+    generation step (what Hugging Face's DynamicCache.update does per layer)."""
+
+    def __init__(self):
+        self.k = self.v = None
+
+    def __len__(self) -> int:
+        return 0 if self.k is None else self.k.shape[2]
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Add the new tokens' keys and values (B, H, S_new, D/H); return all of them so far."""
+        self.k = k if self.k is None else torch.cat([self.k, k], dim=2)  # (B, H, S_past + S_new, D/H)
+        self.v = v if self.v is None else torch.cat([self.v, v], dim=2)  # (B, H, S_past + S_new, D/H)
+        return self.k, self.v
+
+
 class MultiHeadAttention(nn.Module):
     """Multi-head attention. Self-attention: `mha(x)`. Cross-attention: `mha(x, context)`, queries from x and
     keys/values from context. The heads run through the fused F.scaled_dot_product_attention, which computes
     exactly `attention` above (tests check they agree) but faster, except on a fully masked query row (zeros, where
     `attention` gives NaN); `last_weights` keeps the attention map when `keep_weights` is set, for plotting.
+    With a `cache` (self-attention only), x holds just the new tokens and they attend to the cached ones too.
     """
 
     def __init__(self, dim: int, heads: int, context_dim: int | None = None):
@@ -66,12 +87,14 @@ class MultiHeadAttention(nn.Module):
         self.keep_weights, self.last_weights = False, None
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
-                mask: torch.Tensor | None = None) -> torch.Tensor:
+                mask: torch.Tensor | None = None, cache: KVCache | None = None) -> torch.Tensor:
         B, T, D = x.shape
         context = x if context is None else context
         H, S = self.heads, context.shape[1]
         q = self.q(x).reshape(B, T, H, D // H).transpose(1, 2)  # (B, H, T, D/H)
         k, v = self.kv(context).reshape(B, S, 2, H, D // H).permute(2, 0, 3, 1, 4)  # 2 × (B, H, S, D/H)
+        if cache is not None:
+            k, v = cache.append(k, v)  # 2 × (B, H, S_past + S, D/H)
         if self.keep_weights:
             y, self.last_weights = attention(q, k, v, mask, return_weights=True)  # (B, H, T, D/H), (B, H, T, S)
         else:
@@ -88,6 +111,7 @@ class TransformerBlock(nn.Module):
         self.attn = MultiHeadAttention(dim, heads)
         self.mlp = nn.Sequential(nn.Linear(dim, mlp_ratio * dim), nn.GELU(), nn.Linear(mlp_ratio * dim, dim))
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        x = x + self.attn(self.ln1(x), mask=mask)  # (B, T, D)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
+                cache: KVCache | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x), mask=mask, cache=cache)  # (B, T, D)
         return x + self.mlp(self.ln2(x))  # (B, T, D)

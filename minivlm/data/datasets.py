@@ -65,8 +65,20 @@ def make_shapes(n: int, seed, tokenizer: Tokenizer, res: int = 32, p_two: float 
         scene = sample_scene(rng, res, p_two, split)
         images[i] = render(scene, rng, res)
         scenes.append(scene)
-        captions.append(scene.caption(flip=len(scene.objects) == 2 and rng.random() < p_flip))
+        captions.append(_caption(scene, rng, p_flip))
     return ShapesData(images, captions, tokenizer.encode_batch(captions), meaning_ids(captions), scenes)
+
+
+def _caption(scene: Scene, rng: random.Random, p_flip: float) -> str:
+    return scene.caption(flip=len(scene.objects) == 2 and rng.random() < p_flip)
+
+
+def make_captions(n: int, seed, p_two: float = 0.2, split: str = "train", p_flip: float = 0.5) -> list[str]:
+    """The captions of n random scenes, without drawing them: text for a language model alone."""
+    if n <= 0:
+        raise ValueError(f"n: expected a positive number of captions, got {n}")
+    rng = random.Random(f"captions:{split}:{seed}")
+    return [_caption(sample_scene(rng, p_two=p_two, split=split), rng, p_flip) for _ in range(n)]
 
 
 def eval_set(name: str, tokenizer: Tokenizer, res: int = 32) -> ShapesData:

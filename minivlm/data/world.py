@@ -67,15 +67,23 @@ class Scene:
         return caption_meaning(self.caption())
 
 
+def _object(words: list[str]) -> tuple[str, str, str] | None:
+    """["a", size, colour, shape] -> (size, colour, shape); None when the words are not such a phrase."""
+    if len(words) == 4 and words[0] == "a" and words[1] in SIZES and words[2] in COLOURS and words[3] in SHAPES:
+        return tuple(words[1:])
+    return None
+
+
 def caption_meaning(caption: str) -> tuple:
-    """A canonical key for what a caption says: "A left of B" and "B right of A" get the same key."""
+    """A canonical key for what a caption says: "A left of B" and "B right of A" get the same key.
+    Anything but a sentence of the world (a generated "a small red", "a a a a") is a ValueError."""
     words = caption.split()
-    if len(words) == 4:
-        return (tuple(words[1:4]),)
-    a, rest = tuple(words[1:4]), " ".join(words[4:])
+    if (a := _object(words)) is not None:
+        return (a,)
     for rel in RELATIONS:
-        if rest.startswith(rel + " a "):
-            b = tuple(rest[len(rel) + 3:].split())
+        n = len(rel.split())
+        a, b = _object(words[:4]), _object(words[4 + n:])
+        if a is not None and b is not None and " ".join(words[4:4 + n]) == rel:
             if rel in ("to the right of", "below"):  # state every relation as left-of or above
                 a, b, rel = b, a, INVERSE[rel]
             return (a, rel, b)

@@ -16,7 +16,8 @@ from minivlm.data.images import preprocess
 from minivlm.data.tokenizer import Tokenizer
 from minivlm.evaluate import retrieval, zero_shot
 from minivlm.models.clip import CLIP, CLIPConfig
-from minivlm.train import History, TrainConfig, build, fit, load_checkpoint, pick_device
+from minivlm.recipes.runs import load_run
+from minivlm.train import History, TrainConfig, build, fit, pick_device
 
 
 @dataclass
@@ -78,14 +79,4 @@ def train_clip(train_cfg: TrainConfig, data_cfg: CLIPData = CLIPData(), tokenize
 
 def load_clip(path, device: str = "cpu") -> tuple[CLIP, Tokenizer, dict]:
     """Rebuild a trained CLIP and its tokenizer from a checkpoint written by the CLI or `save_checkpoint`."""
-    ckpt = load_checkpoint(path, "clip")
-    if "vocab" not in ckpt["extra"]:
-        raise ValueError(f"checkpoint: {str(path)!r} has no tokenizer vocabulary (save it with "
-                         "extra={'vocab': tokenizer.vocab})")
-    tokenizer = Tokenizer(ckpt["extra"]["vocab"], ckpt["model_config"]["max_len"])
-    model = CLIP(CLIPConfig(**ckpt["model_config"]))
-    try:
-        model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as e:
-        raise ValueError(f"checkpoint: {str(path)!r} weights do not fit its own config ({str(e)[:200]})") from None
-    return model.to(pick_device(device)).eval(), tokenizer, ckpt
+    return load_run(path, "clip", CLIP, CLIPConfig, device)

@@ -1,0 +1,131 @@
+"""A small causal decoder language model (GPT, Radford et al. 2018, section 3.1), the language side of the
+generative VLMs: ClipCap and LLaVA feed it image embeddings as a `prefix` before the text tokens.
+
+Token + learned position embeddings -> pre-LN blocks with a causal mask -> LayerNorm -> logits through the token
+embedding matrix (weight tying, Press & Wolf 2017). `generate` decodes greedily or by (top-k) sampling, with a
+KV cache so that each new token costs one query instead of re-running the whole sequence.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from minivlm.concepts.attention import KVCache, TransformerBlock, causal_mask
+from minivlm.concepts.next_token import next_token_loss
+
+
+@dataclass
+class LMConfig:
+    vocab_size: int = 37
+    max_len: int = 16  # context: prefix embeddings + tokens
+    dim: int = 128
+    layers: int = 2
+    heads: int = 4
+    pad_id: int = 0
+    bos_id: int = 1
+    eos_id: int = 2
+
+
+def sample_next(logits: torch.Tensor, temperature: float = 0.0, top_k: int | None = None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """(B, V) logits -> (B,) next ids: the argmax when temperature is 0, else a draw from
+    softmax(logits / temperature) over the top_k most likely ids (top-k sampling, Fan et al. 2018)."""
+    if temperature == 0:
+        return logits.argmax(dim=-1)  # (B,)
+    logits = logits / temperature
+    if top_k is not None:
+        kth = logits.topk(min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]  # (B, 1): the k-th largest
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    return torch.multinomial(logits.softmax(dim=-1), 1, generator=generator)[:, 0]  # (B,)
+
+
+def _describe(x) -> str:
+    return f"{tuple(x.shape)} {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
+
+
+class CausalLM(nn.Module):
+    """GPT-style decoder: `forward` gives next-token logits, `loss` the next-token loss, `generate` new text."""
+
+    def __init__(self, cfg: LMConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.tok = nn.Embedding(cfg.vocab_size, cfg.dim)
+        nn.init.normal_(self.tok.weight, std=0.02)  # small, as GPT-2: it is also the output head
+        self.pos = nn.Parameter(torch.randn(1, cfg.max_len, cfg.dim) * 0.02)
+        self.blocks = nn.ModuleList(TransformerBlock(cfg.dim, cfg.heads) for _ in range(cfg.layers))
+        self.ln = nn.LayerNorm(cfg.dim)
+
+    def _check(self, tokens: torch.Tensor, prefix: torch.Tensor | None, past: int) -> None:
+        cfg = self.cfg
+        if not (isinstance(tokens, torch.Tensor) and tokens.dtype == torch.long and tokens.ndim == 2
+                and tokens.shape[0] > 0 and tokens.shape[1] > 0):
+            raise ValueError(f"tokens: expected int64 (B, T) with B, T >= 1, got {_describe(tokens)}")
+        if tokens.min() < 0 or tokens.max() >= cfg.vocab_size:
+            raise ValueError(f"tokens: ids must lie in [0, {cfg.vocab_size}), got {tokens.min()}..{tokens.max()}")
+        k = 0
+        if prefix is not None:
+            dtype = self.tok.weight.dtype
+            if not (isinstance(prefix, torch.Tensor) and prefix.dtype == dtype and prefix.ndim == 3
+                    and prefix.shape[0] == tokens.shape[0] and prefix.shape[2] == cfg.dim):
+                raise ValueError(f"prefix: expected {dtype} (B, K, {cfg.dim}) with B = {tokens.shape[0]} as tokens, "
+                                 f"got {_describe(prefix)}")
+            k = prefix.shape[1]
+        if past + k + tokens.shape[1] > cfg.max_len:
+            raise ValueError(f"tokens: {past} cached + {k} prefix + {tokens.shape[1]} tokens exceed the context "
+                             f"max_len={cfg.max_len}")
+
+    def forward(self, tokens: torch.Tensor, prefix: torch.Tensor | None = None,
+                cache: list[KVCache] | None = None) -> torch.Tensor:
+        """tokens (B, T), prefix (B, K, D) embeddings placed before them, or None -> logits (B, T, V) at the token
+        positions. With `cache` (one KVCache per block) the tokens continue the cached sequence."""
+        past = len(cache[0]) if cache else 0
+        self._check(tokens, prefix, past)
+        x = self.tok(tokens)  # (B, T, D)
+        if prefix is not None:
+            x = torch.cat([prefix, x], dim=1)  # (B, K + T, D)
+        n = x.shape[1]
+        x = x + self.pos[:, past:past + n]  # (B, K + T, D)
+        mask = causal_mask(n, x.device, past)  # (K + T, past + K + T)
+        for block, layer_cache in zip(self.blocks, cache or [None] * len(self.blocks)):
+            x = block(x, mask, layer_cache)  # (B, K + T, D)
+        x = self.ln(x[:, n - tokens.shape[1]:])  # (B, T, D): the token positions
+        return F.linear(x, self.tok.weight)  # (B, T, V): the head is the token embedding, transposed
+
+    def loss(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Next-token cross-entropy over the non-padding targets of (B, T) padded captions."""
+        return next_token_loss(self(tokens), tokens, self.cfg.pad_id)
+
+    @torch.no_grad()
+    def generate(self, tokens: torch.Tensor, max_new_tokens: int, prefix: torch.Tensor | None = None,
+                 temperature: float = 0.0, top_k: int | None = None, generator: torch.Generator | None = None,
+                 use_cache: bool = True) -> torch.Tensor:
+        """Continue the prompts tokens (B, T) (after `prefix` (B, K, D), if given) -> (B, T + n) ids.
+
+        Greedy at temperature 0, else sampled (see `sample_next`) with `generator` (on the model's device).
+        A row that has produced <eos> is filled with <pad> after it; generation stops when every row has, after
+        `max_new_tokens`, or when prefix + tokens fill the context. `use_cache=False` re-runs the whole sequence
+        at every step: the same result, more slowly.
+        """
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens: expected >= 1, got {max_new_tokens}")
+        if temperature < 0 or (top_k is not None and top_k < 1):
+            raise ValueError(f"temperature, top_k: expected temperature >= 0 and top_k >= 1 or None, got "
+                             f"{temperature} and {top_k}")
+        cfg = self.cfg
+        cache = [KVCache() for _ in self.blocks] if use_cache else None
+        logits = self(tokens, prefix, cache)[:, -1]  # (B, V); checks that prefix + prompt fit the context
+        room = cfg.max_len - tokens.shape[1] - (0 if prefix is None else prefix.shape[1])
+        done = torch.zeros(len(tokens), dtype=torch.bool, device=tokens.device)  # (B,)
+        for step in range(min(max_new_tokens, room)):
+            if step > 0:
+                # with the cache only the newest token goes in, else the whole sequence again
+                logits = (self(tokens[:, -1:], cache=cache) if use_cache else self(tokens, prefix))[:, -1]  # (B, V)
+            nxt = sample_next(logits, temperature, top_k, generator).masked_fill(done, cfg.pad_id)  # (B,)
+            tokens = torch.cat([tokens, nxt[:, None]], dim=1)  # (B, T + step + 1)
+            done |= nxt == cfg.eos_id
+            if done.all():
+                break
+        return tokens

@@ -1,0 +1,75 @@
+"""What every recipe does around a trained model: the run's statistics, its metrics and curves on disk, and
+the model and tokenizer rebuilt from a checkpoint."""
+from __future__ import annotations
+
+import json
+import resource
+from pathlib import Path
+
+import torch
+
+from minivlm.data.tokenizer import Tokenizer
+from minivlm.plots import training_curves
+from minivlm.train import History, TrainConfig, load_checkpoint, pick_device
+
+RUN_STATS = ("samples_seen", "train_seconds", "samples_per_s")  # kept in the checkpoint, reported again by eval
+
+
+def cli_train_config(args, default_seconds: float) -> TrainConfig:
+    """The TrainConfig of `python -m minivlm train MODEL`: its budget, or `default_seconds` when none is given."""
+    seconds = args.seconds if args.seconds or args.steps else default_seconds
+    return TrainConfig(seconds=seconds, steps=args.steps, seed=args.seed, device=args.device)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def run_stats(model: torch.nn.Module, history: History, seed: int) -> dict:
+    """How much training the model had and how fast, on what, from which seed."""
+    last = history.steps[-1]
+    return {"samples_seen": last["samples"], "train_seconds": last["seconds"],
+            "samples_per_s": last["samples"] / last["seconds"], "steps": last["step"],
+            "params": sum(p.numel() for p in model.parameters()),
+            "device": str(next(model.parameters()).device), "seed": seed,
+            "threads": torch.get_num_threads(), "torch": str(torch.__version__)}
+
+
+def checkpoint_stats(model: torch.nn.Module, ckpt: dict) -> dict:
+    """The `run_stats` of a loaded model that `eval` reports: its size, seed and the training figures saved."""
+    return {"params": sum(p.numel() for p in model.parameters()), "seed": ckpt["seed"],
+            **{k: ckpt["extra"].get(k) for k in RUN_STATS}, "device": str(next(model.parameters()).device)}
+
+
+def write_metrics(out: Path, metrics: dict, history: History | None = None, curves=(), title: str = "") -> None:
+    """metrics.json, and with a history also history.json and curves.png (loss, and the `curves` metrics)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    if history is not None:
+        (out / "history.json").write_text(json.dumps({"steps": history.steps, "evals": history.evals}) + "\n")
+        training_curves(history, curves, title).savefig(out / "curves.png", dpi=110)
+
+
+def print_results(metrics: dict, headline) -> None:
+    """A short table on stdout: the `headline` metrics, then how much training it took."""
+    print(f"\nresults ({metrics['device']}, seed {metrics['seed']}, {metrics['params']:,} params)")
+    for key in headline:
+        print(f"  {key:<18} {metrics[key]:.3f}")
+    print(f"  {'samples_seen':<18} {metrics['samples_seen']:,}  in {metrics['train_seconds']:.1f} s "
+          f"({metrics['samples_per_s']:.0f} samples/s)")
+
+
+def load_run(path, kind: str, model_cls, config_cls, device: str = "cpu") -> tuple[torch.nn.Module, Tokenizer, dict]:
+    """Rebuild a trained model of `kind` and its tokenizer from a checkpoint written by `save_checkpoint` with
+    extra={'vocab': tokenizer.vocab}; a checkpoint without it, or whose weights do not fit, is a ValueError."""
+    ckpt = load_checkpoint(path, kind)
+    if "vocab" not in ckpt["extra"]:
+        raise ValueError(f"checkpoint: {str(path)!r} has no tokenizer vocabulary (save it with "
+                         "extra={'vocab': tokenizer.vocab})")
+    tokenizer = Tokenizer(ckpt["extra"]["vocab"], ckpt["model_config"]["max_len"])
+    model = model_cls(config_cls(**ckpt["model_config"]))
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        raise ValueError(f"checkpoint: {str(path)!r} weights do not fit its own config ({str(e)[:200]})") from None
+    return model.to(pick_device(device)).eval(), tokenizer, ckpt
