@@ -1,4 +1,5 @@
-"""Command line: `python -m minivlm train clip|lm ...` and `python -m minivlm eval clip|lm CKPT ...`.
+"""Command line: `python -m minivlm train clip|lm|llava ...`, `python -m minivlm eval clip|lm|llava CKPT ...` and
+`python -m minivlm ask CKPT IMAGE.png "question"` (LLaVA), `python -m minivlm caption CKPT IMAGE.png` (ClipCap).
 
 Any bad argument, unknown model or unreadable checkpoint ends with one line on stderr and exit status 2.
 """
@@ -7,9 +8,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from minivlm.recipes import clip_cli, lm_cli
+from minivlm.recipes import clip_cli, clipcap_cli, llava_cli, lm_cli
 
-MODELS = {"clip": clip_cli, "lm": lm_cli}  # model name -> module with train(args) and evaluate(args)
+MODELS = {"clip": clip_cli, "lm": lm_cli, "llava": llava_cli,
+          "clipcap": clipcap_cli}  # name -> module with train(args), evaluate(args)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,27 +40,53 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("model", choices=sorted(MODELS))
     budget = t.add_mutually_exclusive_group()
     budget.add_argument("--seconds", type=_positive(float),
-                        help="training wall seconds (default 120 for clip, 30 for lm)")
+                        help="training wall seconds (default 120 for clip, 30 for lm, 90 for llava, 60 for clipcap)")
     budget.add_argument("--steps", type=_positive(int), help="optimiser steps")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     t.add_argument("--out", default=None, help="output folder (default runs/MODEL-seedS)")
+    t.add_argument("--clip", default=None, help="llava, clipcap: a trained CLIP checkpoint for the vision encoder")
+    t.add_argument("--clip-steps", type=_positive(int), help="llava, clipcap: train the CLIP for this many steps "
+                   "(default 100 s) when no --clip is given")
+    t.add_argument("--projector", choices=("linear", "mlp"), default="mlp", help="llava: the projector")
+    t.add_argument("--mapper", choices=("mlp", "transformer"), default="mlp", help="clipcap: the mapping network F")
+    t.add_argument("--prefix-len", type=_positive(int), default=4, help="clipcap: prefix embeddings k (default 4)")
+    lm = t.add_mutually_exclusive_group()
+    lm.add_argument("--freeze-lm", dest="freeze_lm", action="store_true",
+                    help="clipcap: freeze the LM, pretrained on captions alone for 10 s first")
+    lm.add_argument("--finetune-lm", dest="freeze_lm", action="store_false",
+                    help="clipcap: train the LM from scratch with the mapper (default)")
     e = sub.add_parser("eval", allow_abbrev=False, help="re-evaluate a checkpoint")
     e.add_argument("model", choices=sorted(MODELS))
     e.add_argument("checkpoint")
     e.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     e.add_argument("--out", default=None, help="write metrics.json and plots here")
+    a = sub.add_parser("ask", allow_abbrev=False, help="ask a trained LLaVA a question about a PNG image")
+    a.add_argument("checkpoint")
+    a.add_argument("image")
+    a.add_argument("question", help='e.g. "what colour is the circle?" (<image> goes first unless placed)')
+    a.add_argument("--resize", action="store_true", help="resize an image of another size instead of refusing it")
+    a.add_argument("--unk", action="store_true", help="read unknown words as <unk> instead of refusing them")
+    a.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    c = sub.add_parser("caption", allow_abbrev=False, help="caption a PNG image with a trained ClipCap")
+    c.add_argument("checkpoint")
+    c.add_argument("image")
+    c.add_argument("--resize", action="store_true", help="resize an image of another size instead of refusing it")
+    c.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     return p
 
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    module = MODELS[args.model]
     try:
-        if args.command == "train":
-            module.train(args)
+        if args.command == "ask":
+            llava_cli.ask(args)
+        elif args.command == "caption":
+            clipcap_cli.caption(args)
+        elif args.command == "train":
+            MODELS[args.model].train(args)
         else:
-            module.evaluate(args)
+            MODELS[args.model].evaluate(args)
     except ValueError as e:  # our boundary checks: bad checkpoint, bad device, bad data
         sys.stderr.write(f"minivlm: error: {e}\n")
         return 2

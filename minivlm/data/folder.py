@@ -22,7 +22,7 @@ def load_image(path, res: int = 32, resize: bool = False) -> np.ndarray:
     if img.size != (res, res):
         if not resize:
             raise ValueError(f"image: {str(path)!r} is {img.size[0]}x{img.size[1]}, expected {res}x{res} "
-                             "(pass resize=True to resize it)")
+                             "(pass resize=True, or --resize on the command line, to resize it)")
         img = img.resize((res, res), Image.BILINEAR)
     return np.asarray(img)  # (res, res, 3)
 

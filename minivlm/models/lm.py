@@ -1,5 +1,6 @@
 """A small causal decoder language model (GPT, Radford et al. 2018, section 3.1), the language side of the
-generative VLMs: ClipCap and LLaVA feed it image embeddings as a `prefix` before the text tokens.
+generative VLMs: ClipCap feeds it image embeddings as a `prefix` before the text tokens; LLaVA splices them into
+the embedded text and calls `decode`.
 
 Token + learned position embeddings -> pre-LN blocks with a causal mask -> LayerNorm -> logits through the token
 embedding matrix (weight tying, Press & Wolf 2017). `generate` decodes greedily or by (top-k) sampling, with a
@@ -86,17 +87,28 @@ class CausalLM(nn.Module):
         x = self.tok(tokens)  # (B, T, D)
         if prefix is not None:
             x = torch.cat([prefix, x], dim=1)  # (B, K + T, D)
-        n = x.shape[1]
-        x = x + self.pos[:, past:past + n]  # (B, K + T, D)
-        mask = causal_mask(n, x.device, past)  # (K + T, past + K + T)
-        for block, layer_cache in zip(self.blocks, cache or [None] * len(self.blocks)):
-            x = block(x, mask, layer_cache)  # (B, K + T, D)
-        x = self.ln(x[:, n - tokens.shape[1]:])  # (B, T, D): the token positions
-        return F.linear(x, self.tok.weight)  # (B, T, V): the head is the token embedding, transposed
+        return self.decode(x, cache)[:, -tokens.shape[1]:]  # (B, T, V): the token positions
 
-    def loss(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Next-token cross-entropy over the non-padding targets of (B, T) padded captions."""
-        return next_token_loss(self(tokens), tokens, self.cfg.pad_id)
+    def decode(self, embeds: torch.Tensor, cache: list[KVCache] | None = None) -> torch.Tensor:
+        """An already embedded sequence (B, S, D) -> logits (B, S, V) at every position: the entry for inputs that
+        are not a prefix, such as LLaVA's visual tokens spliced in at the <image> placeholder."""
+        past = len(cache[0]) if cache else 0
+        dtype, (n_max, d) = self.tok.weight.dtype, (self.cfg.max_len, self.cfg.dim)
+        if not (isinstance(embeds, torch.Tensor) and embeds.dtype == dtype and embeds.ndim == 3
+                and embeds.shape[0] > 0 and 0 < embeds.shape[1] <= n_max - past and embeds.shape[2] == d):
+            raise ValueError(f"embeds: expected {dtype} (B, S, {d}) with B >= 1 and {past} cached + S <= max_len="
+                             f"{n_max}, got {_describe(embeds)}")
+        n = embeds.shape[1]
+        x = embeds + self.pos[:, past:past + n]  # (B, S, D)
+        mask = causal_mask(n, x.device, past)  # (S, past + S)
+        for block, layer_cache in zip(self.blocks, cache or [None] * len(self.blocks)):
+            x = block(x, mask, layer_cache)  # (B, S, D)
+        return F.linear(self.ln(x), self.tok.weight)  # (B, S, V): the head is the token embedding, transposed
+
+    def loss(self, tokens: torch.Tensor, prefix: torch.Tensor | None = None) -> torch.Tensor:
+        """Next-token cross-entropy over the non-padding targets of (B, T) padded captions, read after `prefix`
+        (B, K, D) if given; the prefix positions are context, never targets."""
+        return next_token_loss(self(tokens, prefix), tokens, self.cfg.pad_id)
 
     @torch.no_grad()
     def generate(self, tokens: torch.Tensor, max_new_tokens: int, prefix: torch.Tensor | None = None,

@@ -10,11 +10,12 @@ import torch
 
 from minivlm.data.world import COLOURS, SHAPES
 from minivlm.evaluate import CLASSES, embed_images, embed_texts, zero_shot
+from minivlm.models.clip import CLIP
 from minivlm.plots import confusion, similarity_matrix
 from minivlm.recipes.clip import Tokenizer, eval_sets, evaluate_clip, load_clip, train_clip
 from minivlm.recipes.runs import (checkpoint_stats, cli_train_config, peak_rss_mb, print_results, run_stats,
                                   write_metrics)
-from minivlm.train import save_checkpoint
+from minivlm.train import TrainConfig, save_checkpoint
 
 DEFAULT_SECONDS = 120.0
 HEADLINE = ("zero_shot_acc", "colour_acc", "shape_acc", "heldout_acc", "i2t_r1", "t2i_r1", "i2t_r5",
@@ -50,6 +51,18 @@ def train(args) -> None:
         metrics = {**evaluate_clip(model, tokenizer, sets), **stats, "peak_rss_mb": peak_rss_mb()}
     save_checkpoint(out / "clip.pt", model, "clip", model.cfg, cfg, extra={"vocab": tokenizer.vocab, **stats})
     write_report(model, tokenizer, sets, metrics, out, history)
+
+
+def frozen_clip(args, default_seconds: float) -> tuple[CLIP, Tokenizer, dict]:
+    """The CLIP that `train` of a later model builds on: the --clip checkpoint, else a toy CLIP trained here for
+    --clip-steps steps or `default_seconds`. Returns it, its tokenizer and where it came from (for metrics.json)."""
+    if args.clip:
+        clip, tokenizer, _ = load_clip(args.clip, args.device)
+        return clip, tokenizer, {"clip_checkpoint": args.clip}
+    tokenizer = Tokenizer()
+    budget = dict(steps=args.clip_steps) if args.clip_steps else dict(seconds=default_seconds)
+    clip, history = train_clip(TrainConfig(**budget, seed=args.seed, device=args.device), tokenizer=tokenizer)
+    return clip, tokenizer, {"clip_train_seconds": history.steps[-1]["seconds"]}
 
 
 def evaluate(args) -> None:

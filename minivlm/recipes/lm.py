@@ -33,6 +33,14 @@ def lm_config(tokenizer: Tokenizer, prefix_len: int = 0) -> LMConfig:
                     bos_id=tokenizer.bos_id, eos_id=tokenizer.eos_id)
 
 
+def blank_prefix(model: CausalLM, tokenizer: Tokenizer, n: int) -> torch.Tensor | None:
+    """(n, K, D) zeros for the K = max_len - tokenizer.max_len context slots that an LM built by
+    `lm_config(tokenizer, prefix_len=K)` keeps before the text, or None when K = 0. Pretrained with this blank prefix,
+    the LM learns the text at the positions K.. where ClipCap's image prefix will later put it."""
+    k = model.cfg.max_len - tokenizer.max_len
+    return torch.zeros(n, k, model.cfg.dim, device=model.tok.weight.device) if k else None  # (n, K, D)
+
+
 def val_tokens(tokenizer: Tokenizer) -> torch.Tensor:
     """(1000, L) the captions of the "mixed" evaluation set (half of them two-object), never seen in training."""
     return eval_set("mixed", tokenizer).tokens
@@ -42,14 +50,17 @@ def evaluate_lm(model: CausalLM, tokenizer: Tokenizer, tokens: torch.Tensor, n_s
                 seed: int = 0, show: int = 8) -> dict:
     """Teacher-forced cross-entropy and token accuracy on `tokens` (B, L); then generation from <bos> alone:
     the greedy caption, and `n_samples` sampled at temperature 1 (seeded): how many are sentences of the world,
-    how many of those are two-object ones, and the first `show` of them."""
+    how many of those are two-object ones, and the first `show` of them. An LM with a `blank_prefix` reads it first."""
     device = next(model.parameters()).device
     tokens = tokens.to(device)
-    metrics = {f"val_{k}": v for k, v in token_metrics(model(tokens), tokens, model.cfg.pad_id).items()}
+    blank = lambda n: blank_prefix(model, tokenizer, n)  # (n, K, D) or None: the context an LM was trained in
+    metrics = {f"val_{k}": v for k, v in token_metrics(model(tokens, blank(len(tokens))), tokens,
+                                                       model.cfg.pad_id).items()}
     bos = torch.full((n_samples, 1), model.cfg.bos_id, device=device)  # (S, 1)
-    greedy = tokenizer.decode(model.generate(bos[:1], model.cfg.max_len)[0])
+    greedy = tokenizer.decode(model.generate(bos[:1], model.cfg.max_len, blank(1))[0])
     gen = torch.Generator(device).manual_seed(seed)
-    samples = [tokenizer.decode(t) for t in model.generate(bos, model.cfg.max_len, temperature=1.0, generator=gen)]
+    samples = [tokenizer.decode(t) for t in model.generate(bos, model.cfg.max_len, blank(n_samples),
+                                                           temperature=1.0, generator=gen)]
     valid = [c for c in samples if is_sentence(c)]
     return {**metrics, "greedy_sample": greedy, "greedy_valid": is_sentence(greedy),
             "sample_valid_frac": len(valid) / n_samples,
@@ -58,18 +69,20 @@ def evaluate_lm(model: CausalLM, tokenizer: Tokenizer, tokens: torch.Tensor, n_s
 
 
 def train_lm(train_cfg: TrainConfig, data_cfg: LMData = LMData(), tokenizer: Tokenizer | None = None,
-             curve_tokens: torch.Tensor | None = None) -> tuple[CausalLM, History]:
-    """Sample the training captions from the seed, build the LM from the seed and train it on next tokens.
+             curve_tokens: torch.Tensor | None = None, prefix_len: int = 0) -> tuple[CausalLM, History]:
+    """Sample the training captions from the seed, build the LM from the seed and train it on next tokens, each
+    caption after a `blank_prefix` of `prefix_len` embeddings (for a model that will read a prefix there).
 
     With `curve_tokens`, `evaluate_lm` runs on them every `train_cfg.eval_every_s` seconds for the curves.
     """
     tokenizer = tokenizer or Tokenizer()
     device = pick_device(train_cfg.device)
     tokens = tokenizer.encode_batch(make_captions(data_cfg.n_train, train_cfg.seed, data_cfg.p_two)).to(device)
-    model = build(CausalLM, lm_config(tokenizer), train_cfg.seed).to(device)
+    model = build(CausalLM, lm_config(tokenizer, prefix_len), train_cfg.seed).to(device)
     batches = shuffled_batches(len(tokens), train_cfg.batch_size, torch.Generator().manual_seed(train_cfg.seed))
+    blank = blank_prefix(model, tokenizer, train_cfg.batch_size)  # (B, K, D) or None
     evaluate = (lambda m: evaluate_lm(m, tokenizer, curve_tokens)) if curve_tokens is not None else None
-    return model, fit(model, lambda: (tokens[next(batches).to(device)],), train_cfg, evaluate, desc="toy LM")
+    return model, fit(model, lambda: (tokens[next(batches).to(device)], blank), train_cfg, evaluate, desc="toy LM")
 
 
 def load_lm(path, device: str = "cpu") -> tuple[CausalLM, Tokenizer, dict]:

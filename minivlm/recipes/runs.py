@@ -61,12 +61,13 @@ def print_results(metrics: dict, headline) -> None:
 
 def load_run(path, kind: str, model_cls, config_cls, device: str = "cpu") -> tuple[torch.nn.Module, Tokenizer, dict]:
     """Rebuild a trained model of `kind` and its tokenizer from a checkpoint written by `save_checkpoint` with
-    extra={'vocab': tokenizer.vocab}; a checkpoint without it, or whose weights do not fit, is a ValueError."""
+    extra={'vocab': tokenizer.vocab} (and 'max_len': tokenizer.max_len where the text is shorter than the model
+    config's max_len, as after a prefix); a checkpoint without a vocab, or whose weights do not fit, is a ValueError."""
     ckpt = load_checkpoint(path, kind)
     if "vocab" not in ckpt["extra"]:
         raise ValueError(f"checkpoint: {str(path)!r} has no tokenizer vocabulary (save it with "
                          "extra={'vocab': tokenizer.vocab})")
-    tokenizer = Tokenizer(ckpt["extra"]["vocab"], ckpt["model_config"]["max_len"])
+    tokenizer = Tokenizer(ckpt["extra"]["vocab"], ckpt["extra"].get("max_len", ckpt["model_config"].get("max_len")))
     model = model_cls(config_cls(**ckpt["model_config"]))
     try:
         model.load_state_dict(ckpt["state_dict"])

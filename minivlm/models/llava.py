@@ -1,0 +1,135 @@
+"""LLaVA (Liu et al. 2023, Sec. 4): a frozen CLIP vision encoder's patch tokens, a trainable projector into the word
+embedding space, and those visual tokens spliced into a causal LM's input where the prompt says <image>.
+
+Training has two stages (Sec. 4.1): 1, feature alignment, trains only the projector on image-caption pairs; 2,
+end to end, trains the projector and the LM on instruction data. The vision encoder stays frozen throughout.
+The loss is the next-token loss on the answer tokens only (Sec. 4.2, eq. 3).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from minivlm.concepts.next_token import next_token_loss
+from minivlm.concepts.projector import Projector, expand, image_positions, splice
+from minivlm.data.tokenizer import IMAGE, Tokenizer
+from minivlm.models.clip import CLIPConfig, VisionTransformer
+from minivlm.models.lm import CausalLM, LMConfig
+
+
+@dataclass
+class LLaVAConfig:
+    vision: CLIPConfig = field(default_factory=CLIPConfig)  # only its vision tower is built
+    lm: LMConfig = field(default_factory=lambda: LMConfig(max_len=39))  # 24 text tokens - <image> + 16 visual
+    projector: str = "mlp"  # "linear" (LLaVA) or "mlp" (LLaVA-1.5)
+    max_len: int = 24  # text tokens of one exchange, <bos> ... <eos>, the <image> placeholder counted once
+    image_id: int = 4
+
+    def __post_init__(self):
+        if isinstance(self.vision, dict):  # read back from a checkpoint's asdict()
+            self.vision = CLIPConfig(**self.vision)
+        if isinstance(self.lm, dict):
+            self.lm = LMConfig(**self.lm)
+        n = (self.vision.image_size // self.vision.patch) ** 2
+        if self.lm.max_len < self.max_len - 1 + n:
+            raise ValueError(f"lm: max_len={self.lm.max_len} cannot hold {self.max_len} text tokens with the "
+                             f"<image> placeholder replaced by {n} visual tokens")
+
+
+class LLaVA(nn.Module):
+    """Vision tower -> projector -> splice at <image> -> CausalLM. `loss` trains, `answer` answers questions."""
+
+    def __init__(self, cfg: LLaVAConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.vision = VisionTransformer(cfg.vision)
+        self.projector = Projector(cfg.vision.vision_dim, cfg.lm.dim, cfg.projector)
+        self.lm = CausalLM(cfg.lm)
+        self.set_stage(2)
+
+    def set_stage(self, stage: int) -> None:
+        """Which parameters train (Sec. 4.1): stage 1 the projector alone, stage 2 the projector and the LM.
+        The vision encoder never trains."""
+        if stage not in (1, 2):
+            raise ValueError(f"stage: expected 1 (alignment) or 2 (end to end), got {stage!r}")
+        self.vision.requires_grad_(False)
+        self.projector.requires_grad_(True)
+        self.lm.requires_grad_(stage == 2)
+
+    def train(self, mode: bool = True) -> "LLaVA":
+        super().train(mode)
+        self.vision.eval()  # frozen: always in inference mode
+        return self
+
+    def _check_images(self, images: torch.Tensor) -> None:
+        s, c = self.cfg.vision.image_size, self.cfg.vision.channels
+        if not (isinstance(images, torch.Tensor) and images.dtype == torch.float32 and images.ndim == 4
+                and tuple(images.shape[1:]) == (c, s, s) and images.shape[0] > 0):
+            got = f"{tuple(images.shape)} {images.dtype}" if isinstance(images, torch.Tensor) else type(images).__name__
+            raise ValueError(f"images: expected float32 (B, {c}, {s}, {s}) (use minivlm.data.preprocess), got {got}")
+
+    def _check(self, images: torch.Tensor, tokens: torch.Tensor) -> None:
+        self._check_images(images)
+        if not (isinstance(tokens, torch.Tensor) and tokens.dtype == torch.long and tokens.ndim == 2
+                and tokens.shape[0] == images.shape[0] and 0 < tokens.shape[1] <= self.cfg.max_len):
+            got = f"{tuple(tokens.shape)} {tokens.dtype}" if isinstance(tokens, torch.Tensor) else type(tokens).__name__
+            raise ValueError(f"tokens: expected int64 (B, T) with B = {images.shape[0]} as images and T <= "
+                             f"{self.cfg.max_len}, got {got}")
+        if tokens.min() < 0 or tokens.max() >= self.cfg.lm.vocab_size:
+            raise ValueError(f"tokens: ids must lie in [0, {self.cfg.lm.vocab_size}), got "
+                             f"{tokens.min()}..{tokens.max()}")
+        image_positions(tokens, self.cfg.image_id)  # exactly one <image> per row
+
+    def embed(self, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """images (B, 3, S, S), tokens (B, T) with one <image> each -> the LM's input (B, T-1+N, D)."""
+        self._check(images, tokens)
+        with torch.no_grad():
+            z = self.vision(images, tokens=True)  # (B, N, D_vision): frozen, so no graph is kept
+        return splice(self.lm.tok(tokens), self.projector(z), tokens, self.cfg.image_id)  # (B, T-1+N, D)
+
+    def loss(self, images: torch.Tensor, tokens: torch.Tensor, answer_mask: torch.Tensor) -> torch.Tensor:
+        """Next-token loss on the answer tokens (answer_mask (B, T) True) only; the visual positions and the
+        question are context, never targets (eq. 3)."""
+        if not (isinstance(answer_mask, torch.Tensor) and answer_mask.dtype == torch.bool
+                and answer_mask.shape == tokens.shape):
+            raise ValueError(f"answer_mask: expected bool {tuple(tokens.shape)} like tokens, got "
+                             f"{getattr(answer_mask, 'dtype', type(answer_mask).__name__)} "
+                             f"{tuple(getattr(answer_mask, 'shape', ()))}")
+        t = int((tokens != self.cfg.lm.pad_id).sum(dim=1).max())  # trailing padding changes nothing: drop it
+        tokens, answer_mask = tokens[:, :t], answer_mask[:, :t]  # (B, T)
+        logits = self.lm.decode(self.embed(images, tokens))  # (B, T-1+N, V)
+        n, pad = logits.shape[1] - t + 1, self.cfg.lm.pad_id
+        targets = expand(tokens, tokens, self.cfg.image_id, n, pad)  # (B, T-1+N): <pad> at visual positions
+        mask = expand(answer_mask, tokens, self.cfg.image_id, n, False)  # (B, T-1+N)
+        return next_token_loss(logits, targets, pad, mask)
+
+    @torch.no_grad()
+    def answer(self, images: torch.Tensor, prompts: list[str], tokenizer: Tokenizer, unk: bool = False) -> list[str]:
+        """Greedy answers to prompts such as "<image> what colour is the circle?" about images (B, 3, S, S).
+
+        A prompt needs exactly one <image>, before the question; an unknown word is an error unless unk=True maps
+        it to <unk>. Prompts of one length are decoded together with the KV cache (`CausalLM.generate`) until <eos>.
+        """
+        self._check_images(images)
+        if not isinstance(prompts, (list, tuple)) or len(prompts) != len(images):
+            raise ValueError(f"prompts: expected a list of {len(images)} strings, one per image, got "
+                             f"{len(prompts) if isinstance(prompts, (list, tuple)) else type(prompts).__name__}")
+        for i, p in enumerate(prompts):
+            words = tokenizer.split(p)
+            if words.count(IMAGE) != 1 or words[-1] == IMAGE:
+                raise ValueError(f"prompts[{i}]: expected exactly one {IMAGE} placeholder followed by a question, "
+                                 f"got {p!r}")
+        ids = [tokenizer.encode(p, unk=unk)[:-1] for p in prompts]  # <bos> ... question, without <eos>
+        device = next(self.parameters()).device
+        answers = [""] * len(prompts)
+        for length in sorted({len(x) for x in ids}):
+            rows = [i for i, x in enumerate(ids) if len(x) == length]
+            tokens = torch.tensor([ids[i] for i in rows], device=device)  # (b, P)
+            x = self.embed(images[rows].to(device), tokens)  # (b, P-1+N, D)
+            # everything before the prompt's last token goes in as embeddings, the rest as generated ids
+            out = self.lm.generate(tokens[:, -1:], self.cfg.lm.max_len, prefix=x[:, :-1])  # (b, 1 + n)
+            for i, row in zip(rows, out):
+                answers[i] = tokenizer.decode(row[1:])
+        return answers
