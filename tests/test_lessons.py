@@ -59,8 +59,36 @@ def ranks(sim, query_keys, item_keys):
     return np.where(right.any(axis=1), right.argmax(axis=1){offset}, {no_match})
 '''
 RIGHT_RETRIEVAL = dict(offset="", no_match="sim.shape[1]")
+NEXT_TOKEN = '''import torch.nn.functional as F
+
+def next_token_loss(logits, tokens, pad_id, loss_mask=None):
+    pred, target = {shift}
+    keep = {keep}
+    if loss_mask is not None:
+        keep = keep & {mask}
+    return F.cross_entropy(pred[keep], target[keep])
+'''
+RIGHT_NEXT_TOKEN = dict(shift="logits[:, :-1], tokens[:, 1:]", keep="target != pad_id", mask="loss_mask[:, 1:]")
+SPLICE = '''import torch
+
+def splice(embeds, visual, tokens, image_id):
+    rows = []
+    for e, v, t in zip(embeds, visual, tokens):
+        p = int(({row} == image_id).nonzero()[0])
+        rows.append(torch.cat([e[:{before}], v, e[p + 1:]]))
+    return torch.stack(rows)
+
+def expand(x, tokens, image_id, n, fill):
+    rows = []
+    for r, t in zip(x, tokens):
+        p = int((t == image_id).nonzero()[0])
+        rows.append(torch.cat([r[:p], {visual}, r[p + 1:]]))
+    return torch.stack(rows)
+'''
+RIGHT_SPLICE = dict(row="t", before="p", visual="torch.full((n,), fill, dtype=x.dtype)")
 TEMPLATES = {"attention": (ATTENTION, RIGHT_ATTENTION), "info_nce": (INFO_NCE, RIGHT_INFO_NCE),
-             "patch_embed": (PATCH_EMBED, RIGHT_PATCH_EMBED), "retrieval": (RETRIEVAL, RIGHT_RETRIEVAL)}
+             "patch_embed": (PATCH_EMBED, RIGHT_PATCH_EMBED), "retrieval": (RETRIEVAL, RIGHT_RETRIEVAL),
+             "next_token": (NEXT_TOKEN, RIGHT_NEXT_TOKEN), "splice": (SPLICE, RIGHT_SPLICE)}
 
 
 def answer(name, **wrong) -> str:
@@ -114,6 +142,17 @@ def test_answer_written_from_scratch_passes(capsys, tmp_path, name):
      "wrong shape: expected (2, 16, 192), got (2, 192, 16)", None),
     ("retrieval", dict(offset=" + 1"), "one right item", "ranks: values differ in 6 of 6 entries", None),
     ("retrieval", dict(no_match="0"), "a query with no right item", "expected 4, got 0", "one right item"),
+    ("next_token", dict(shift="logits, tokens"), "B=3, T=6", "loss: wrong value", None),
+    ("next_token", dict(keep="target >= 0"), "padded rows", "loss: wrong value", "B=3, T=6"),
+    ("next_token", dict(mask="True"), "a loss_mask that keeps only the answer", "loss: wrong value", "padded rows"),
+    ("next_token", dict(mask="loss_mask[:, :-1]"), "a loss_mask that keeps one target", "loss: wrong value",
+     "pad_id = 5"),
+    ("splice", dict(before="p + 1"), "splice: B=2", "wrong shape: expected (2, 9, 8), got (2, 10, 8)",
+     "expand: the targets"),
+    ("splice", dict(row="tokens[0]"), "splice: B=2", "splice: values differ", "splice: batch of 1"),
+    ("splice", dict(visual="r[p:p + 1]"), "expand: a loss mask, False",
+     "wrong shape: expected (3, 7), got (3, 5)", "splice: B=2"),
+    ("splice", dict(visual="r[p:p + 1].expand(n)"), "expand: the targets", "expected 0, got 4", "splice: N=1"),
 ])
 def test_wrong_answer_fails_with_a_useful_message(capsys, tmp_path, name, wrong, failing, message, passing):
     (tmp_path / f"{name}.py").write_text(answer(name, **wrong))
@@ -144,7 +183,7 @@ def test_unloadable_file_fails_in_one_line(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["nope"], "NAME: expected one of patch_embed, attention, info_nce, retrieval, got 'nope'"),
+    (["nope"], "NAME: expected one of patch_embed, attention, info_nce, retrieval, next_token, splice, got 'nope'"),
     (["attention", "--file", "no/such/file.py"], "no file 'no/such/file.py'"),
 ])
 def test_bad_name_or_path_exits_2_with_one_line(capsys, argv, message):

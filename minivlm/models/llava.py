@@ -1,7 +1,7 @@
 """LLaVA (Liu et al. 2023, Sec. 4): a frozen CLIP vision encoder's patch tokens, a trainable projector into the word
 embedding space, and those visual tokens spliced into a causal LM's input where the prompt says <image>.
 
-Training has two stages (Sec. 4.1): 1, feature alignment, trains only the projector on image-caption pairs; 2,
+Training has two stages (Sec. 4.2): 1, feature alignment, trains only the projector on image-caption pairs; 2,
 end to end, trains the projector and the LM on instruction data. The vision encoder stays frozen throughout.
 The loss is the next-token loss on the answer tokens only (Sec. 4.2, eq. 3).
 """
@@ -50,7 +50,7 @@ class LLaVA(nn.Module):
         self.set_stage(2)
 
     def set_stage(self, stage: int) -> None:
-        """Which parameters train (Sec. 4.1): stage 1 the projector alone, stage 2 the projector and the LM.
+        """Which parameters train (Sec. 4.2): stage 1 the projector alone, stage 2 the projector and the LM.
         The vision encoder never trains."""
         if stage not in (1, 2):
             raise ValueError(f"stage: expected 1 (alignment) or 2 (end to end), got {stage!r}")
