@@ -1,8 +1,6 @@
 """`python -m minivlm train clip` / `eval clip`: train or load, evaluate, write metrics.json, plots, a table."""
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -14,7 +12,7 @@ from minivlm.models.clip import CLIP
 from minivlm.plots import confusion, similarity_matrix
 from minivlm.recipes.clip import Tokenizer, eval_sets, evaluate_clip, load_clip, train_clip
 from minivlm.recipes.runs import (checkpoint_stats, cli_train_config, peak_rss_mb, print_results, run_stats,
-                                  write_metrics)
+                                  show_eval, write_metrics)
 from minivlm.train import TrainConfig, save_checkpoint
 
 DEFAULT_SECONDS = 120.0
@@ -70,8 +68,4 @@ def evaluate(args) -> None:
     sets = eval_sets(tokenizer, model.cfg.image_size)
     with torch.no_grad():
         metrics = {**evaluate_clip(model, tokenizer, sets), **checkpoint_stats(model, ckpt)}
-    if args.out:
-        write_report(model, tokenizer, sets, metrics, Path(args.out))
-    else:
-        json.dump(metrics, sys.stdout, indent=2)
-        print()
+    show_eval(metrics, args.out, lambda m, out: write_report(model, tokenizer, sets, m, out))

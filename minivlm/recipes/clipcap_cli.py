@@ -2,8 +2,6 @@
 evaluate its captions, write metrics.json and the curves, print a table and a few captions; caption one image."""
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -14,7 +12,7 @@ from minivlm.recipes.clip import eval_sets
 from minivlm.recipes.clip_cli import frozen_clip
 from minivlm.recipes.clipcap import caption_images, evaluate_clipcap, load_clipcap, train_clipcap
 from minivlm.recipes.runs import (checkpoint_stats, cli_train_config, peak_rss_mb, print_results, run_stats,
-                                  write_metrics)
+                                  show_eval, write_metrics)
 from minivlm.train import save_checkpoint
 
 DEFAULT_SECONDS = 60.0
@@ -59,11 +57,7 @@ def evaluate(args) -> None:
     with torch.no_grad():
         metrics = {**evaluate_clipcap(model, tokenizer, sets), **checkpoint_stats(model, ckpt),
                    **{k: ckpt["extra"].get(k) for k in SETTING}}
-    if args.out:
-        write_report(metrics, Path(args.out))
-    else:
-        json.dump(metrics, sys.stdout, indent=2)
-        print()
+    show_eval(metrics, args.out, write_report)
 
 
 def caption(args) -> None:

@@ -3,8 +3,6 @@ two stages on top; evaluate VQA accuracy by question kind, write metrics.json an
 about a PNG."""
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -17,7 +15,7 @@ from minivlm.data.tokenizer import IMAGE
 from minivlm.recipes.clip_cli import frozen_clip
 from minivlm.recipes.llava import eval_sets, evaluate_llava, head, load_llava, train_llava
 from minivlm.recipes.runs import (checkpoint_stats, cli_train_config, peak_rss_mb, print_results, run_stats,
-                                  write_metrics)
+                                  show_eval, write_metrics)
 from minivlm.train import save_checkpoint
 
 DEFAULT_SECONDS = 90.0  # both stages
@@ -54,11 +52,7 @@ def evaluate(args) -> None:
     metrics = {**evaluate_llava(model, tokenizer, eval_sets(tokenizer, model.cfg.vision.image_size)),
                **checkpoint_stats(model, ckpt),
                **{k: ckpt["extra"].get(k) for k in ("stage1_seconds", "stage2_seconds")}}
-    if args.out:
-        write_report(metrics, Path(args.out))
-    else:
-        json.dump(metrics, sys.stdout, indent=2)
-        print()
+    show_eval(metrics, args.out, write_report)
 
 
 def ask(args) -> None:

@@ -2,8 +2,6 @@
 it, write metrics.json (and the training curves), print a table and a few generated captions."""
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -11,7 +9,7 @@ import torch
 
 from minivlm.recipes.lm import Tokenizer, evaluate_lm, load_lm, train_lm, val_tokens
 from minivlm.recipes.runs import (checkpoint_stats, cli_train_config, peak_rss_mb, print_results, run_stats,
-                                  write_metrics)
+                                  show_eval, write_metrics)
 from minivlm.train import save_checkpoint
 
 DEFAULT_SECONDS = 30.0
@@ -46,8 +44,4 @@ def evaluate(args) -> None:
     model, tokenizer, ckpt = load_lm(args.checkpoint, args.device)
     with torch.no_grad():
         metrics = {**evaluate_lm(model, tokenizer, val_tokens(tokenizer)), **checkpoint_stats(model, ckpt)}
-    if args.out:
-        write_report(metrics, Path(args.out))
-    else:
-        json.dump(metrics, sys.stdout, indent=2)
-        print()
+    show_eval(metrics, args.out, write_report)

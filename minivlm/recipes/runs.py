@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import resource
+import sys
 from pathlib import Path
 
 import torch
@@ -48,6 +49,16 @@ def write_metrics(out: Path, metrics: dict, history: History | None = None, curv
     if history is not None:
         (out / "history.json").write_text(json.dumps({"steps": history.steps, "evals": history.evals}) + "\n")
         training_curves(history, curves, title).savefig(out / "curves.png", dpi=110)
+
+
+def show_eval(metrics: dict, out, write_report) -> None:
+    """What `eval MODEL CKPT` does with its metrics: `write_report(metrics, out)` into the folder `out` when one
+    was given, else the metrics as JSON on stdout."""
+    if out:
+        write_report(metrics, Path(out))
+    else:
+        json.dump(metrics, sys.stdout, indent=2)
+        print()
 
 
 def print_results(metrics: dict, headline) -> None:
