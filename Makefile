@@ -28,9 +28,9 @@ test: $(VENV)/.test
 # For course staff: re-run every notebook top to bottom in full mode and store its outputs.
 notebooks: $(VENV)/.test
 	$(PIP) -e '.[test,notebooks]'
-	cd notebooks && for nb in *.ipynb; do ../$(PY) -m jupyter nbconvert --to notebook --execute --inplace \
-		--ExecutePreprocessor.coalesce_streams=True --ExecutePreprocessor.timeout=1200 "$$nb" || exit 1; done
+	$(PY) notebooks/src/execute.py notebooks/*.ipynb
 
 # Speed and accuracy targets (writes bench/results/*.json).
 bench: $(VENV)/.demo
 	$(PY) bench/clip_bench.py
+	$(PY) bench/generative_bench.py

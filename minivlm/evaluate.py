@@ -111,6 +111,19 @@ def by_kind(scores: np.ndarray, scenes: list[Scene]) -> dict:
     return out
 
 
+def references(scene: Scene) -> list[str]:
+    """Every caption that says what the scene shows: a two-object relation can be stated from either side."""
+    return [scene.caption()] + ([scene.caption(flip=True)] if len(scene.objects) == 2 else [])
+
+
+def caption_scores(captions: list[str], scenes: list[Scene]) -> dict:
+    """What the captioning models report on a set of scenes: semantic exact match overall, on 1-object and on
+    2-object scenes (`caption_em`, `caption_em_1obj`, `caption_em_2obj`), and corpus BLEU-4 against `references`."""
+    em = by_kind(meaning_matches(captions, scenes), scenes)
+    return {"caption_em": em["all"], **{f"caption_em_{k}": em[k] for k in ("1obj", "2obj") if k in em},
+            "bleu4": bleu(captions, [references(s) for s in scenes])}
+
+
 def _ngrams(words: list[str], n: int) -> Counter:
     return Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
 

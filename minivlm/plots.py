@@ -78,3 +78,22 @@ def confusion(true: list[str], pred: list[str], labels: list[str], title: str):
     ax.set(title=title, xlabel="predicted", ylabel="true")
     fig.tight_layout()
     return fig
+
+
+def grouped_bars(values: dict[str, dict[str, float]], title: str, xlabel: str, ylabel: str = "exact match",
+                 ylim: tuple[float, float] = (0, 1.05)):
+    """One group of bars per setting (outer keys), one bar per metric (inner keys), each bar labelled."""
+    settings = list(values)
+    metrics = list(values[settings[0]])
+    x, width = np.arange(len(settings)), 0.8 / len(metrics)
+    fig, ax = plt.subplots(figsize=(1.5 * len(settings) + 3, 3.8))
+    for i, name in enumerate(metrics):
+        bars = ax.bar(x + (i - (len(metrics) - 1) / 2) * width, [values[s][name] for s in settings], width,
+                      label=name)
+        ax.bar_label(bars, fmt="%.2f", fontsize=7)
+    ax.set_xticks(x, settings, fontsize=8)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel, ylim=ylim)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -86,9 +86,31 @@ def expand(x, tokens, image_id, n, fill):
     return torch.stack(rows)
 '''
 RIGHT_SPLICE = dict(row="t", before="p", visual="torch.full((n,), fill, dtype=x.dtype)")
+FLAMINGO = '''import math
+import torch
+
+def resampler_attention(x_f, latents, w_q, w_k, w_v, w_o, heads):
+    kv = {kv}
+    B, R, D = latents.shape
+    split = lambda x: x.reshape(B, -1, heads, D // heads).transpose(1, 2)
+    q, k, v = split(latents @ w_q), split(kv @ w_k), split(kv @ w_v)
+    weights = (q @ k.transpose(-1, -2) / math.sqrt({width})).softmax(dim=-1)
+    return (weights @ v).transpose(1, 2).reshape(B, R, D) @ w_o
+
+def gated_residual(y, update, alpha):
+    return y + {gate} * update
+
+def media_mask(tokens, image_id, n_latents, n_images):
+    seen = {seen}
+    image_of_key = torch.arange(n_images * n_latents) // n_latents
+    return (seen[:, :, None] - 1 {op} image_of_key){heads}
+'''
+RIGHT_FLAMINGO = dict(kv="torch.cat([x_f, latents], dim=1)", width="D // heads", gate="torch.tanh(alpha)",
+                      seen="(tokens == image_id).long().cumsum(dim=1)", op="==", heads="[:, None]")
 TEMPLATES = {"attention": (ATTENTION, RIGHT_ATTENTION), "info_nce": (INFO_NCE, RIGHT_INFO_NCE),
              "patch_embed": (PATCH_EMBED, RIGHT_PATCH_EMBED), "retrieval": (RETRIEVAL, RIGHT_RETRIEVAL),
-             "next_token": (NEXT_TOKEN, RIGHT_NEXT_TOKEN), "splice": (SPLICE, RIGHT_SPLICE)}
+             "next_token": (NEXT_TOKEN, RIGHT_NEXT_TOKEN), "splice": (SPLICE, RIGHT_SPLICE),
+             "flamingo": (FLAMINGO, RIGHT_FLAMINGO)}
 
 
 def answer(name, **wrong) -> str:
@@ -153,6 +175,21 @@ def test_answer_written_from_scratch_passes(capsys, tmp_path, name):
     ("splice", dict(visual="r[p:p + 1]"), "expand: a loss mask, False",
      "wrong shape: expected (3, 7), got (3, 5)", "splice: B=2"),
     ("splice", dict(visual="r[p:p + 1].expand(n)"), "expand: the targets", "expected 0, got 4", "splice: N=1"),
+    ("flamingo", dict(kv="x_f"), "resampler_attention: B=2", "resampler_attention: values differ",
+     "gated_residual: alpha = 0 gives"),
+    ("flamingo", dict(width="D"), "resampler_attention: 4 heads", "resampler_attention: values differ",
+     "resampler_attention: B=2, N=6 features, R=3 latents, D=8, one head"),
+    ("flamingo", dict(gate="alpha"), "gated_residual: alpha = 0.8", "gated_residual: values differ",
+     "gated_residual: alpha = 0 gives"),
+    ("flamingo", dict(gate="torch.sigmoid(alpha)"), "gated_residual: alpha = 0 gives",
+     "gated_residual: values differ", None),
+    ("flamingo", dict(seen="(tokens == image_id).long().cumsum(dim=1) - (tokens == image_id).long()"),
+     "media_mask: T=1", "media_mask: values differ in 1 of 1 entries", "media_mask: no image"),
+    ("flamingo", dict(op=">="), "media_mask: two images", "media_mask: values differ", "media_mask: T=1"),
+    ("flamingo", dict(heads=""), "media_mask: two images", "wrong shape: expected (1, 1, 7, 4), got (1, 7, 4)",
+     "gated_residual: alpha = 0.8"),
+    ("flamingo", dict(heads="[:, None].long()"), "media_mask: T=1", "expected dtype bool, got int64",
+     "resampler_attention: batch of 1"),
 ])
 def test_wrong_answer_fails_with_a_useful_message(capsys, tmp_path, name, wrong, failing, message, passing):
     (tmp_path / f"{name}.py").write_text(answer(name, **wrong))
@@ -183,7 +220,8 @@ def test_unloadable_file_fails_in_one_line(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["nope"], "NAME: expected one of patch_embed, attention, info_nce, retrieval, next_token, splice, got 'nope'"),
+    (["nope"], "NAME: expected one of patch_embed, attention, info_nce, retrieval, next_token, splice, flamingo, "
+               "got 'nope'"),
     (["attention", "--file", "no/such/file.py"], "no file 'no/such/file.py'"),
 ])
 def test_bad_name_or_path_exits_2_with_one_line(capsys, argv, message):

@@ -118,6 +118,33 @@ def test_stages_train_the_right_parameters(cfg, data, images, stage):
         model.set_stage(3)
 
 
+def test_unfrozen_vision_trains_with_the_rest(cfg, data, images):
+    """The from-scratch baseline (freeze_vision=False): every parameter gets a gradient and the tower trains."""
+    model = _model(dataclasses.replace(cfg, freeze_vision=False, feature_layer=-1), stage=2)
+    model.loss(images, data.tokens, data.answer_mask).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    assert model.vision.training
+
+
+@pytest.mark.parametrize("layer", [-1, -2])
+def test_feature_layer_picks_the_vit_tokens_it_names(cfg, images, layer):
+    """-1: the last block's tokens after the final LayerNorm, as CLIP pools them; -2: the block before's, raw
+    (with the tiny config's one block, that is the patch embeddings plus positions)."""
+    model = build(LLaVA, dataclasses.replace(cfg, feature_layer=layer), seed=0).eval()
+    vit = model.vision
+    x = vit.patch_embed(images) + vit.pos  # (B, N, D)
+    expected = vit.ln(vit.blocks[0](x)) if layer == -1 else x
+    with torch.no_grad():
+        assert torch.allclose(vit(images, tokens=True, layer=layer), expected, atol=1e-6)
+        tokens = make_vqa(n=16, seed="test-llava", tokenizer=instruction_tokenizer()).tokens
+        visual = model.embed(images, tokens)[:, 1:1 + N]  # (B, N, D): right after <bos>
+        assert torch.allclose(visual, model.projector(expected), atol=1e-6)
+    with pytest.raises(ValueError, match=r"layer: expected -1 \(last\) .. -2 \(the patch embeddings\)"):
+        vit(images, tokens=True, layer=-3)
+    with pytest.raises(ValueError, match="with tokens=True"):
+        vit(images, layer=-2)
+
+
 def test_loss_falls_on_a_tiny_overfit_batch(cfg, data, images):
     model = _model(cfg, stage=2)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)

@@ -1,8 +1,8 @@
 """Autograders for the lessons' exercises: `python -m minivlm.check NAME [--file PATH]`.
 
-Each grader (patch_embed.py, attention.py, info_nce.py, retrieval.py, next_token.py, splice.py) lists the
-functions a student writes and its CASES, each comparing the student's answer with the package's reference; this
-file runs them.
+Each grader (patch_embed.py, attention.py, info_nce.py, retrieval.py, next_token.py, splice.py, flamingo.py) lists
+the functions a student writes and its CASES, each comparing the student's answer with the package's reference;
+this file runs them.
 """
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-EXERCISES = ("patch_embed", "attention", "info_nce", "retrieval", "next_token", "splice")  # in teaching order
+# in teaching order
+EXERCISES = ("patch_embed", "attention", "info_nce", "retrieval", "next_token", "splice", "flamingo")
 
 
 class Wrong(Exception):

@@ -35,7 +35,10 @@ class CLIPConfig:
 
 class VisionTransformer(nn.Module):
     """Patches + learned positions -> pre-LN blocks -> LayerNorm -> mean over patches. Returns (B, D) or,
-    with `tokens=True`, every patch token (B, N, D) for models that read the whole grid (LLaVA, Flamingo)."""
+    with `tokens=True`, every patch token (B, N, D) for models that read the whole grid (LLaVA, Flamingo).
+
+    `layer` picks which patch tokens: -1 (default) the last block's, after the final LayerNorm; -2 the output of the
+    block before it, as LLaVA reads CLIP ("the grid features before the last Transformer layer", Sec. 4.1/5.2)."""
 
     def __init__(self, cfg: CLIPConfig):
         super().__init__()
@@ -44,10 +47,16 @@ class VisionTransformer(nn.Module):
         self.blocks = nn.ModuleList(TransformerBlock(cfg.vision_dim, cfg.heads) for _ in range(cfg.vision_layers))
         self.ln = nn.LayerNorm(cfg.vision_dim)
 
-    def forward(self, images: torch.Tensor, tokens: bool = False) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, tokens: bool = False, layer: int = -1) -> torch.Tensor:
+        depth = len(self.blocks)
+        if not -depth - 1 <= layer <= -1 or (layer != -1 and not tokens):
+            raise ValueError(f"layer: expected -1 (last) .. {-depth - 1} (the patch embeddings), with tokens=True "
+                             f"for any but -1, got {layer} (tokens={tokens})")
         x = self.patch_embed(images) + self.pos  # (B, N, D)
-        for block in self.blocks:
+        for block in self.blocks[:depth + 1 + layer]:
             x = block(x)  # (B, N, D)
+        if layer != -1:
+            return x  # (B, N, D): an inner layer's tokens, no final LayerNorm
         x = self.ln(x)  # (B, N, D)
         return x if tokens else x.mean(dim=1)  # (B, N, D) or (B, D)
 

@@ -24,6 +24,8 @@ class LLaVAConfig:
     vision: CLIPConfig = field(default_factory=CLIPConfig)  # only its vision tower is built
     lm: LMConfig = field(default_factory=lambda: LMConfig(max_len=39))  # 24 text tokens - <image> + 16 visual
     projector: str = "mlp"  # "linear" (LLaVA) or "mlp" (LLaVA-1.5)
+    feature_layer: int = -2  # which ViT layer's patch tokens: -2 the one before the last (LLaVA's choice), -1 the last
+    freeze_vision: bool = True  # False only for the from-scratch baseline, whose vision tower trains too
     max_len: int = 24  # text tokens of one exchange, <bos> ... <eos>, the <image> placeholder counted once
     image_id: int = 4
 
@@ -51,16 +53,17 @@ class LLaVA(nn.Module):
 
     def set_stage(self, stage: int) -> None:
         """Which parameters train (Sec. 4.2): stage 1 the projector alone, stage 2 the projector and the LM.
-        The vision encoder never trains."""
+        The vision encoder never trains, unless `freeze_vision` is off (not LLaVA: a baseline without CLIP)."""
         if stage not in (1, 2):
             raise ValueError(f"stage: expected 1 (alignment) or 2 (end to end), got {stage!r}")
-        self.vision.requires_grad_(False)
+        self.vision.requires_grad_(not self.cfg.freeze_vision)
         self.projector.requires_grad_(True)
         self.lm.requires_grad_(stage == 2)
 
     def train(self, mode: bool = True) -> "LLaVA":
         super().train(mode)
-        self.vision.eval()  # frozen: always in inference mode
+        if self.cfg.freeze_vision:
+            self.vision.eval()  # frozen: always in inference mode
         return self
 
     def _check_images(self, images: torch.Tensor) -> None:
@@ -85,8 +88,8 @@ class LLaVA(nn.Module):
     def embed(self, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """images (B, 3, S, S), tokens (B, T) with one <image> each -> the LM's input (B, T-1+N, D)."""
         self._check(images, tokens)
-        with torch.no_grad():
-            z = self.vision(images, tokens=True)  # (B, N, D_vision): frozen, so no graph is kept
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.cfg.freeze_vision):  # frozen: no graph
+            z = self.vision(images, tokens=True, layer=self.cfg.feature_layer)  # (B, N, D_vision)
         return splice(self.lm.tok(tokens), self.projector(z), tokens, self.cfg.image_id)  # (B, T-1+N, D)
 
     def loss(self, images: torch.Tensor, tokens: torch.Tensor, answer_mask: torch.Tensor) -> torch.Tensor:

@@ -16,8 +16,7 @@ import torch
 from minivlm.data.datasets import make_shapes, shuffled_batches
 from minivlm.data.images import preprocess
 from minivlm.data.tokenizer import Tokenizer
-from minivlm.data.world import Scene
-from minivlm.evaluate import bleu, by_kind, meaning_matches, token_metrics
+from minivlm.evaluate import caption_scores, meaning_matches, token_metrics
 from minivlm.models.clip import CLIP
 from minivlm.models.clipcap import ClipCap, ClipCapConfig
 from minivlm.models.lm import CausalLM
@@ -40,11 +39,6 @@ def clipcap_config(clip: CLIP, tokenizer: Tokenizer, mapper: str = "mlp", prefix
                          freeze_lm=freeze_lm)
 
 
-def references(scene: Scene) -> list[str]:
-    """Every caption that says what the scene shows: a two-object relation can be stated from either side."""
-    return [scene.caption()] + ([scene.caption(flip=True)] if len(scene.objects) == 2 else [])
-
-
 @torch.no_grad()
 def caption_images(model: ClipCap, images: np.ndarray, tokenizer: Tokenizer, batch_size: int = 500) -> list[str]:
     """uint8 (N, S, S, 3) images -> N greedy captions, through the one `preprocess`."""
@@ -62,9 +56,7 @@ def evaluate_clipcap(model: ClipCap, tokenizer: Tokenizer, sets: dict, show: int
     if "mixed" in sets:
         data = sets["mixed"]
         captions = caption_images(model, data.images, tokenizer)
-        em = by_kind(meaning_matches(captions, data.scenes), data.scenes)
-        m.update(caption_em=em["all"], caption_em_1obj=em["1obj"], caption_em_2obj=em["2obj"],
-                 bleu4=bleu(captions, [references(s) for s in data.scenes]))
+        m.update(caption_scores(captions, data.scenes))
         device, res = next(model.parameters()).device, model.cfg.clip.image_size
         prefix = torch.cat([model.prefix(preprocess(data.images[i:i + 500], res).to(device))
                             for i in range(0, len(data), 500)])  # (N, k, D)

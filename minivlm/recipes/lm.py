@@ -46,6 +46,7 @@ def val_tokens(tokenizer: Tokenizer) -> torch.Tensor:
     return eval_set("mixed", tokenizer).tokens
 
 
+@torch.no_grad()
 def evaluate_lm(model: CausalLM, tokenizer: Tokenizer, tokens: torch.Tensor, n_samples: int = 500,
                 seed: int = 0, show: int = 8) -> dict:
     """Teacher-forced cross-entropy and token accuracy on `tokens` (B, L); then generation from <bos> alone:

@@ -1,0 +1,26 @@
+"""Exercise 7, Flamingo's pieces (lessons/07_flamingo.md). Check with `python -m minivlm.check flamingo`.
+
+Fill in the three functions in torch, so that gradients flow. B batch, N visual features, R latents, T text
+length, D width, H heads, M images.
+"""
+import torch
+
+
+def resampler_attention(x_f: torch.Tensor, latents: torch.Tensor, w_q: torch.Tensor, w_k: torch.Tensor,
+                        w_v: torch.Tensor, w_o: torch.Tensor, heads: int) -> torch.Tensor:
+    """The update attention(q=x, kv=concat([x_f, x])) of one Perceiver Resampler layer (Fig. 5), no residual, no
+    LayerNorm, no biases: features x_f (B, N, D), latents x (B, R, D), weights (D, D) used as `x @ w_q`; H heads of
+    width D/H each, scores scaled by 1/sqrt(D/H), the heads concatenated, then `@ w_o` -> (B, R, D)."""
+    raise NotImplementedError("resampler_attention: queries from the latents, keys and values from [x_f, latents]")
+
+
+def gated_residual(y: torch.Tensor, update: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """y (B, T, D) plus the update (B, T, D) through the tanh gate of the scalar alpha (Fig. 4) -> (B, T, D)."""
+    raise NotImplementedError("gated_residual: y plus the gated update")
+
+
+def media_mask(tokens: torch.Tensor, image_id: int, n_latents: int, n_images: int) -> torch.Tensor:
+    """tokens (B, T) with <image> placeholders (id image_id) -> (B, 1, T, n_images * n_latents) bool, True where
+    token t may attend to visual token j. Image i's latents are j = i*R..(i+1)*R-1 (R = n_latents); token t sees
+    the latents of the last <image> at or before t only; a token before any <image> sees none."""
+    raise NotImplementedError("media_mask: which image is the last one at or before each token?")

@@ -1,0 +1,91 @@
+"""Flamingo's Perceiver Resampler (Alayrac et al. 2022, Sec. 2.1, Fig. 5 and Appendix A.1.1): any number of
+visual features in, a fixed number R of visual tokens out.
+
+R learned latents are the queries. At each layer they read, through attention, the visual features of all T
+frames (a time embedding added to each frame, then flattened to T·S tokens) *and themselves*: the keys and values
+are concat([x_f, latents]). A feed-forward follows, both pre-LN with residuals; a final LayerNorm. The output is
+(B, R, D) whatever T and S were, so the language model's cross-attention always sees R tokens per image.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from minivlm.concepts.attention import MultiHeadAttention, attention_np
+
+
+def resampler_attention_np(x_f: np.ndarray, latents: np.ndarray, w_q: np.ndarray, w_k: np.ndarray,
+                           w_v: np.ndarray, w_o: np.ndarray, heads: int = 1) -> np.ndarray:
+    """The update `attention(q=x, kv=concat([x_f, x]))` of one layer of Fig. 5 in NumPy, multi-head, without
+    LayerNorm or biases: x_f (N, D) flattened features, latents x (R, D), weights (D, D) used as `x @ w` -> (R, D)."""
+    kv = np.concatenate([x_f, latents], axis=0)  # (N + R, D)
+    split = lambda x: x.reshape(len(x), heads, -1).transpose(1, 0, 2)  # (L, D) -> (H, L, D/H)
+    y = attention_np(split(latents @ w_q), split(kv @ w_k), split(kv @ w_v))  # (H, R, D/H)
+    return y.transpose(1, 0, 2).reshape(len(latents), -1) @ w_o  # (R, D)
+
+
+class PerceiverLayer(nn.Module):
+    """One layer of Fig. 5: latents + Attn(q=LN(latents), kv=concat([LN(x_f), LN(latents)])), then
+    latents + MLP(LN(latents)). The features have their own LayerNorm; they are not updated."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: int = 4):
+        super().__init__()
+        self.ln_media, self.ln_latents, self.ln_mlp = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn = MultiHeadAttention(dim, heads)
+        self.mlp = nn.Sequential(nn.Linear(dim, mlp_ratio * dim), nn.GELU(), nn.Linear(mlp_ratio * dim, dim))
+
+    def forward(self, x_f: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+        q = self.ln_latents(latents)  # (B, R, D)
+        kv = torch.cat([self.ln_media(x_f), q], dim=1)  # (B, T*S + R, D): the latents read themselves too
+        latents = latents + self.attn(q, kv)  # (B, R, D)
+        return latents + self.mlp(self.ln_mlp(latents))  # (B, R, D)
+
+
+class PerceiverResampler(nn.Module):
+    """(B, T, S, D) features of T frames of S patch tokens each -> (B, R, D) visual tokens (Fig. 5).
+
+    A single image is T = 1. Set `keep_weights = True` to keep each layer's attention map; `attention_maps()` then
+    gives them, (B, H, R, T*S + R) per layer, the last R columns being the latents' attention to themselves.
+    """
+
+    def __init__(self, dim: int, depth: int = 2, latents: int = 8, heads: int = 4, max_frames: int = 1,
+                 mlp_ratio: int = 4):
+        super().__init__()
+        for name, value in (("depth", depth), ("latents", latents), ("max_frames", max_frames)):
+            if value < 1:
+                raise ValueError(f"{name}: expected >= 1, got {value}")
+        self.dim, self.max_frames = dim, max_frames
+        self.time = nn.Parameter(torch.randn(max_frames, 1, dim) * 0.02)  # (T_max, 1, D): broadcast over S
+        self.latents = nn.Parameter(torch.randn(latents, dim) * 0.02)  # (R, D): the learned queries
+        self.layers = nn.ModuleList(PerceiverLayer(dim, heads, mlp_ratio) for _ in range(depth))
+        self.ln = nn.LayerNorm(dim)
+
+    @property
+    def keep_weights(self) -> bool:
+        return self.layers[0].attn.keep_weights
+
+    @keep_weights.setter
+    def keep_weights(self, keep: bool) -> None:
+        for layer in self.layers:
+            layer.attn.keep_weights, layer.attn.last_weights = keep, None
+
+    def attention_maps(self) -> list[torch.Tensor]:
+        """The attention weights of the last forward, one (B, H, R, T*S + R) tensor per layer."""
+        if not self.keep_weights or self.layers[0].attn.last_weights is None:
+            raise ValueError("keep_weights: set `keep_weights = True` and run a forward pass first")
+        return [layer.attn.last_weights for layer in self.layers]
+
+    def forward(self, x_f: torch.Tensor) -> torch.Tensor:
+        if not (isinstance(x_f, torch.Tensor) and x_f.is_floating_point() and x_f.ndim == 4
+                and x_f.shape[-1] == self.dim and x_f.shape[0] > 0 and x_f.shape[2] > 0):
+            got = f"{tuple(x_f.shape)} {x_f.dtype}" if isinstance(x_f, torch.Tensor) else type(x_f).__name__
+            raise ValueError(f"x_f: expected float (B, T, S, {self.dim}) with B, S >= 1, got {got}")
+        B, T, S, D = x_f.shape
+        if not 1 <= T <= self.max_frames:
+            raise ValueError(f"x_f: expected 1 <= T <= max_frames={self.max_frames} frames, got T={T}")
+        x_f = (x_f + self.time[:T]).reshape(B, T * S, D)  # (B, T*S, D)
+        latents = self.latents.expand(B, -1, -1)  # (B, R, D)
+        for layer in self.layers:
+            latents = layer(x_f, latents)  # (B, R, D)
+        return self.ln(latents)  # (B, R, D)
