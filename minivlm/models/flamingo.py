@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from minivlm.concepts.attention import causal_mask
@@ -122,7 +121,7 @@ class Flamingo(nn.Module):
             if i % every == 0:
                 y = self.xattn[i // every](y, visual, mask)  # (B, L, D): tanh-gated, the identity at alpha = 0
             y = block(y, causal)  # (B, L, D): frozen
-        return F.linear(lm.ln(y), lm.tok.weight)  # (B, L, V): the LM's tied head
+        return lm.head(y)  # (B, L, V): the LM's tied head
 
     def forward(self, tokens: torch.Tensor, media: torch.Tensor) -> torch.Tensor:
         """tokens (B, L) with M <image> placeholders per row, media (B, M, T, 3, S, S) -> logits (B, L, V)."""

@@ -103,7 +103,12 @@ class CausalLM(nn.Module):
         mask = causal_mask(n, x.device, past)  # (S, past + S)
         for block, layer_cache in zip(self.blocks, cache or [None] * len(self.blocks)):
             x = block(x, mask, layer_cache)  # (B, S, D)
-        return F.linear(self.ln(x), self.tok.weight)  # (B, S, V): the head is the token embedding, transposed
+        return self.head(x)  # (B, S, V)
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        """Hidden states (B, S, D) -> logits (B, S, V): final LayerNorm, then the token embedding, transposed (the
+        tied output head). Models that run the blocks themselves (Flamingo) end with it too."""
+        return F.linear(self.ln(x), self.tok.weight)  # (B, S, V)
 
     def loss(self, tokens: torch.Tensor, prefix: torch.Tensor | None = None) -> torch.Tensor:
         """Next-token cross-entropy over the non-padding targets of (B, T) padded captions, read after `prefix`
