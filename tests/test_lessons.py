@@ -111,6 +111,44 @@ TEMPLATES = {"attention": (ATTENTION, RIGHT_ATTENTION), "info_nce": (INFO_NCE, R
              "patch_embed": (PATCH_EMBED, RIGHT_PATCH_EMBED), "retrieval": (RETRIEVAL, RIGHT_RETRIEVAL),
              "next_token": (NEXT_TOKEN, RIGHT_NEXT_TOKEN), "splice": (SPLICE, RIGHT_SPLICE),
              "flamingo": (FLAMINGO, RIGHT_FLAMINGO)}
+VQ = '''import torch
+import torch.nn.functional as F
+
+def quantize(z, codebook):
+    ids = ((z[:, :, None, :] - codebook) ** 2).sum(dim=-1).{arg}(dim=-1)
+    e = codebook[ids]
+    return {z_q}, ids, F.mse_loss(e, z.detach()), F.mse_loss(z, {commit})
+
+def perplexity(ids, codes):
+    p = torch.bincount(ids.flatten(), minlength=codes) / ids.numel()
+    p = p[p > 0]
+    return {perp}
+'''
+RIGHT_VQ = dict(arg="argmin", z_q="z + (e - z).detach()", commit="e.detach()", perp="torch.exp(-(p * p.log()).sum())")
+CAUSAL_MASK = '''def causal_mask_transform(tokens, spans, sentinel_ids):
+    out, tail, last = [], [], 0
+    for s, (a, b) in zip(sentinel_ids, {order}):
+        out += tokens[last:a] + [s]
+        tail += {mark} + tokens[a:b]
+        last = b
+    return out + tokens[last:] + tail
+
+def undo_transform(transformed, sentinel_ids):
+    used = [s for s in sentinel_ids if s in transformed]
+    if not used:
+        return list(transformed)
+    first = [transformed.index(s) for s in used]
+    second = [{second} for s in used]
+    bounds = second + [len(transformed)]
+    doc, last = [], 0
+    for hole, a, b in zip(first, bounds, bounds[1:]):
+        doc += transformed[last:hole] + transformed[a + 1:b]
+        last = hole + 1
+    return doc + transformed[last:second[0]]
+'''
+RIGHT_CAUSAL_MASK = dict(order="sorted(spans)", mark="[s]", second="len(transformed) - 1 - transformed[::-1].index(s)")
+TEMPLATES["vq"] = (VQ, RIGHT_VQ)
+TEMPLATES["causal_mask"] = (CAUSAL_MASK, RIGHT_CAUSAL_MASK)
 
 
 def answer(name, **wrong) -> str:
@@ -190,6 +228,22 @@ def test_answer_written_from_scratch_passes(capsys, tmp_path, name):
      "gated_residual: alpha = 0.8"),
     ("flamingo", dict(heads="[:, None].long()"), "media_mask: T=1", "expected dtype bool, got int64",
      "resampler_attention: batch of 1"),
+    ("vq", dict(arg="argmax"), "quantize: B=2", "ids: values differ", "perplexity: one code"),
+    ("vq", dict(z_q="e"), "quantize: where the gradients",
+     "gradient of z_q reaching z (straight-through: z gets z_q's gradient unchanged): values differ", "quantize: B=2"),
+    ("vq", dict(z_q="e + (z - z.detach())"), "quantize: where the gradients",
+     "gradient of z_q reaching the codebook (none", "quantize: an 8x8 grid"),
+    ("vq", dict(commit="e"), "quantize: where the gradients", "gradient of commitment_loss reaching the codebook",
+     "quantize: an 8x8 grid"),
+    ("vq", dict(perp="-(p * p.log()).sum()"), "perplexity: every one", "perplexity: wrong value: expected 8, got 2.07",
+     "quantize: B=2"),
+    ("causal_mask", dict(order="spans"), "causal_mask_transform: spans given out of order",
+     "spans=[(7, 9), (0, 2), (4, 5)]): wrong shape: expected (16,), got (25,)",
+     "causal_mask_transform: the lesson's example"),
+    ("causal_mask", dict(mark="[]"), "causal_mask_transform: the lesson's example",
+     "wrong shape: expected (14,), got (12,)", "causal_mask_transform: no span"),
+    ("causal_mask", dict(second="transformed.index(s)"), "undo_transform: the lesson's example", "undo_transform(",
+     "undo_transform: no sentinel"),
 ])
 def test_wrong_answer_fails_with_a_useful_message(capsys, tmp_path, name, wrong, failing, message, passing):
     (tmp_path / f"{name}.py").write_text(answer(name, **wrong))
@@ -221,6 +275,7 @@ def test_unloadable_file_fails_in_one_line(capsys, tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["nope"], "NAME: expected one of patch_embed, attention, info_nce, retrieval, next_token, splice, flamingo, "
+               "vq, causal_mask, "
                "got 'nope'"),
     (["attention", "--file", "no/such/file.py"], "no file 'no/such/file.py'"),
 ])

@@ -1,8 +1,8 @@
 """Autograders for the lessons' exercises: `python -m minivlm.check NAME [--file PATH]`.
 
-Each grader (patch_embed.py, attention.py, info_nce.py, retrieval.py, next_token.py, splice.py, flamingo.py) lists
-the functions a student writes and its CASES, each comparing the student's answer with the package's reference;
-this file runs them.
+Each grader (patch_embed.py, attention.py, info_nce.py, retrieval.py, next_token.py, splice.py, flamingo.py, vq.py,
+causal_mask.py) lists the functions a student writes and its CASES, each comparing the student's answer with the
+package's reference; this file runs them.
 """
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 # in teaching order
-EXERCISES = ("patch_embed", "attention", "info_nce", "retrieval", "next_token", "splice", "flamingo")
+EXERCISES = ("patch_embed", "attention", "info_nce", "retrieval", "next_token", "splice", "flamingo", "vq",
+             "causal_mask")
 
 
 class Wrong(Exception):
