@@ -34,3 +34,5 @@ notebooks: $(VENV)/.test
 bench: $(VENV)/.demo
 	$(PY) bench/clip_bench.py
 	$(PY) bench/generative_bench.py
+	$(PY) bench/flamingo_bench.py
+	$(PY) bench/vq_bench.py

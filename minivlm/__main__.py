@@ -1,5 +1,6 @@
-"""Command line: `python -m minivlm train clip|lm|llava ...`, `python -m minivlm eval clip|lm|llava CKPT ...` and
-`python -m minivlm ask CKPT IMAGE.png "question"` (LLaVA), `python -m minivlm caption CKPT IMAGE.png` (ClipCap).
+"""Command line: `python -m minivlm train clip|lm|clipcap|llava|flamingo ...`, `python -m minivlm eval MODEL CKPT ...`,
+`python -m minivlm ask CKPT IMAGE.png "question"` (LLaVA), `python -m minivlm caption CKPT IMAGE.png` (ClipCap) and
+`python -m minivlm fewshot CKPT PROMPT_FILE` (Flamingo).
 
 Any bad argument, unknown model or unreadable checkpoint ends with one line on stderr and exit status 2.
 """
@@ -8,10 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from minivlm.recipes import clip_cli, clipcap_cli, llava_cli, lm_cli
+from minivlm.recipes import clip_cli, clipcap_cli, flamingo_cli, llava_cli, lm_cli, vq_cli
 
-MODELS = {"clip": clip_cli, "lm": lm_cli, "llava": llava_cli,
-          "clipcap": clipcap_cli}  # name -> module with train(args), evaluate(args)
+MODELS = {"clip": clip_cli, "lm": lm_cli, "llava": llava_cli, "clipcap": clipcap_cli,
+          "flamingo": flamingo_cli, "vq": vq_cli}  # name -> module with train(args), evaluate(args)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -40,14 +41,17 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("model", choices=sorted(MODELS))
     budget = t.add_mutually_exclusive_group()
     budget.add_argument("--seconds", type=_positive(float),
-                        help="training wall seconds (default 120 for clip, 30 for lm, 90 for llava, 60 for clipcap)")
+                        help="training wall seconds (default 120 for clip, 30 for lm, 90 for llava, 60 for clipcap, "
+                        "120 for flamingo, 120 for vq)")
     budget.add_argument("--steps", type=_positive(int), help="optimiser steps")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     t.add_argument("--out", default=None, help="output folder (default runs/MODEL-seedS)")
-    t.add_argument("--clip", default=None, help="llava, clipcap: a trained CLIP checkpoint for the vision encoder")
-    t.add_argument("--clip-steps", type=_positive(int), help="llava, clipcap: train the CLIP for this many steps "
-                   "(default 100 s) when no --clip is given")
+    t.add_argument("--clip", default=None,
+                   help="llava, clipcap, flamingo: a trained CLIP checkpoint for the vision encoder")
+    t.add_argument("--clip-steps", type=_positive(int),
+                   help="llava, clipcap, flamingo: train the CLIP for this many steps (default 100 s) when no --clip")
+    t.add_argument("--judge", default=None, help="vq: a trained judge checkpoint")
     t.add_argument("--projector", choices=("linear", "mlp"), default="mlp", help="llava: the projector")
     t.add_argument("--mapper", choices=("mlp", "transformer"), default="mlp", help="clipcap: the mapping network F")
     t.add_argument("--prefix-len", type=_positive(int), default=4, help="clipcap: prefix embeddings k (default 4)")
@@ -73,6 +77,14 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("image")
     c.add_argument("--resize", action="store_true", help="resize an image of another size instead of refusing it")
     c.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    f = sub.add_parser("fewshot", allow_abbrev=False, help="continue an interleaved prompt with a trained Flamingo")
+    f.add_argument("checkpoint")
+    f.add_argument("prompt_file", help="text with <image:path.png> markers, paths relative to the file, e.g. "
+                   "'<image:a.png> red . <image:b.png> blue . <image:c.png>'")
+    f.add_argument("--max-new", type=_positive(int), default=14, help="most tokens to generate (default 14)")
+    f.add_argument("--resize", action="store_true", help="resize images of another size instead of refusing them")
+    f.add_argument("--unk", action="store_true", help="read unknown words as <unk> instead of refusing them")
+    f.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     return p
 
 
@@ -83,6 +95,8 @@ def main(argv=None) -> int:
             llava_cli.ask(args)
         elif args.command == "caption":
             clipcap_cli.caption(args)
+        elif args.command == "fewshot":
+            flamingo_cli.fewshot(args)
         elif args.command == "train":
             MODELS[args.model].train(args)
         else:

@@ -97,3 +97,22 @@ def grouped_bars(values: dict[str, dict[str, float]], title: str, xlabel: str, y
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def gate_curves(history, title: str = "toy Flamingo", ax=None):
+    """tanh(alpha) of each GATED XATTN-DENSE layer's two gates over training, from the evaluations' "gates"; drawn
+    on `ax` when given, else on a new figure. Returns the figure."""
+    rows = [e for e in history.evals if "gates" in e]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.4))
+    t = [e["seconds"] for e in rows]
+    for i in range(len(rows[0]["gates"]) if rows else 0):
+        for branch, style in (("xattn", "-"), ("dense", "--")):
+            ax.plot(t, [e["gates"][i][branch] for e in rows], style, marker=".", color=f"C{i}",
+                    label=f"layer {i} {branch}")
+    ax.axhline(0, color="grey", lw=0.6)
+    ax.set(xlabel="training time (s)", ylabel="tanh(alpha)", title=f"{title}: gates", ylim=(-1.02, 1.02))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    ax.figure.tight_layout()
+    return ax.figure

@@ -66,11 +66,25 @@ def build(model_cls, cfg, seed: int) -> torch.nn.Module:
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW with weight decay on weight matrices and embeddings, none on biases, norms and scalars."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
-              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
+    """AdamW with weight decay on weight matrices and embeddings, none on biases, norms and scalars.
+
+    A model may return {parameter name: factor} from `lr_scales()`: those parameters get their own group, trained at
+    factor x the scheduled lr (Flamingo's tanh gates, see recipes/flamingo.py); `fit` keeps the factor."""
+    scales = model.lr_scales() if hasattr(model, "lr_scales") else {}
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    groups = []
+    for scale in sorted({1.0, *scales.values()}):
+        params = [p for n, p in named if scales.get(n, 1.0) == scale]
+        groups += [{"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay, "lr_scale": scale},
+                   {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0, "lr_scale": scale}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, betas=cfg.betas)
+
+
+def batch_len(batch) -> int:
+    """How many samples a batch holds: len of its first tensor, or the sum over sub-batches for a mixture that takes
+    one batch from each source (a tuple of tuples)."""
+    first = batch[0]
+    return len(first) if isinstance(first, torch.Tensor) else sum(batch_len(b) for b in batch)
 
 
 def lr_at(step: int, progress: float, cfg: TrainConfig, warm_end: float = 0.0) -> float:
@@ -113,7 +127,7 @@ def fit(model: torch.nn.Module, next_batch, cfg: TrainConfig, evaluate=None, des
             warm_end = progress()
         lr = lr_at(step, progress(), cfg, warm_end)
         for group in opt.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group["lr_scale"]
         batch = next_batch()
         loss = model.loss(*batch)
         if not torch.isfinite(loss):
@@ -123,7 +137,7 @@ def fit(model: torch.nn.Module, next_batch, cfg: TrainConfig, evaluate=None, des
         opt.step()
         loss_value = loss.item()  # also waits for the GPU, so the step time below is real
         dt = time.perf_counter() - t0
-        step, samples, train_s = step + 1, samples + len(batch[0]), train_s + dt
+        step, samples, train_s = step + 1, samples + batch_len(batch), train_s + dt
         hist.steps.append({"step": step, "seconds": train_s, "samples": samples, "loss": loss_value, "lr": lr})
         bar.update(1 if cfg.steps is not None else min(dt, total - bar.n))
         bar.set_postfix(loss=f"{loss_value:.3f}", samples_per_s=f"{samples / train_s:.0f}", refresh=False)

@@ -123,6 +123,20 @@ def test_only_the_resampler_and_gated_blocks_train(open_cfg, tokenizer):
             assert p.requires_grad and p.grad is not None and p.grad.abs().sum() > 0, name
 
 
+def test_patch_positions_train_and_leave_the_frozen_lm_intact(cfg, tokenizer):
+    """The recipe's learned embedding per patch position (not in the paper) is added before the resampler: it trains
+    with it, and with the gates at 0 the logits are still the LM's exactly."""
+    model = build(Flamingo, dataclasses.replace(cfg, patch_positions=True), seed=0)
+    assert model.patch_pos.shape == ((32 // cfg.vision.patch) ** 2, cfg.vision.vision_dim)
+    tokens = _tokens(tokenizer, TWO)
+    with torch.no_grad():
+        assert torch.equal(model.eval()(tokens, _media(1, 2)), model.lm(tokens))
+    opened = build(Flamingo, dataclasses.replace(cfg, patch_positions=True, init_gate=0.1), seed=0).train()
+    opened.loss(tokens, _media(1, 2)).backward()
+    assert opened.patch_pos.requires_grad and opened.patch_pos.grad.abs().sum() > 0
+    assert build(Flamingo, cfg, seed=0).patch_pos is None  # the paper's resampler reads the features as they are
+
+
 def test_closed_gates_pass_gradients_to_the_alphas_only(cfg, tokenizer):
     """At alpha = 0, d/dW of tanh(alpha) * f_W(y) is 0 but d/dalpha = f(y): training starts by opening the gates."""
     model = build(Flamingo, cfg, seed=0).train()

@@ -31,6 +31,7 @@ class FlamingoConfig:
     init_gate: float = 0.0  # alpha at initialisation: 0 is the paper's, the model starts as the frozen LM
     xattn_every: int = 1  # a gated block before every k-th LM block (the paper's larger models use k = 4 or 7)
     feature_layer: int = -1  # which ViT layer's patch tokens the resampler reads (see VisionTransformer)
+    patch_positions: bool = False  # add a learned embedding per patch position before the resampler (not the paper's)
     image_id: int = 4  # the <image> placeholder
 
     def __post_init__(self):
@@ -53,6 +54,10 @@ class Flamingo(nn.Module):
         self.vision = VisionTransformer(cfg.vision)
         # the resampler and the cross-attention's keys/values stay at vision width: no projection needed
         self.resampler = PerceiverResampler(d_v, cfg.resampler_depth, cfg.latents, cfg.heads, cfg.max_frames)
+        # where each patch is, said again: the resampler's attention pools the patches by content, and the frozen
+        # ViT's features keep little of their position by its last layers (recipes/flamingo.py measures the effect)
+        n_patches = (cfg.vision.image_size // cfg.vision.patch) ** 2
+        self.patch_pos = nn.Parameter(0.02 * torch.randn(n_patches, d_v)) if cfg.patch_positions else None
         n_xattn = -(-cfg.lm.layers // cfg.xattn_every)  # blocks 0, k, 2k, ... get one
         self.xattn = nn.ModuleList(GatedCrossAttentionBlock(cfg.lm.dim, cfg.heads, d_v, init_gate=cfg.init_gate)
                                    for _ in range(n_xattn))
@@ -65,6 +70,8 @@ class Flamingo(nn.Module):
         self.lm.requires_grad_(False)
         self.resampler.requires_grad_(True)
         self.xattn.requires_grad_(True)
+        if self.patch_pos is not None:
+            self.patch_pos.requires_grad_(True)
 
     def train(self, mode: bool = True) -> "Flamingo":
         super().train(mode)
@@ -92,6 +99,8 @@ class Flamingo(nn.Module):
         with torch.no_grad():  # frozen: no graph
             frames = media.reshape(B * M * T, c, s, s)  # (B*M*T, 3, S, S)
             x = self.vision(frames, tokens=True, layer=self.cfg.feature_layer)  # (B*M*T, N, D_v)
+        if self.patch_pos is not None:
+            x = x + self.patch_pos  # (B*M*T, N, D_v)
         x = self.resampler(x.reshape(B * M, T, x.shape[1], x.shape[2]))  # (B*M, R, D_v)
         return x.reshape(B, M * self.cfg.latents, x.shape[2])  # (B, M*R, D_v)
 

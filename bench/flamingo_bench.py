@@ -1,0 +1,104 @@
+"""Benchmark: the toy Flamingo's targets (issue "Flamingo", section 6).
+
+Trains the recipe of recipes/flamingo.py on a frozen toy CLIP (--clip, or the generative benchmark's
+runs/bench-clip/clip.pt when it is there, else one trained here for 150 s): the LM's text-only pretraining (reported
+separately), then the mixture for 120 s, the captions scored every few training seconds (evaluation time is not
+training time). Reports when 1-object caption EM first reaches 0.95 (target <= 60 s), 2-object EM at 120 s
+(target >= 0.3), and the few-shot curves at 0, 1, 2, 4 shots (target: 4 shots >= 0 shots + 20 points), with the
+gates. Prints the figures and writes bench/results/flamingo_<device>.json. Run alone. About 5 minutes.
+
+    python bench/flamingo_bench.py [--clip CKPT] [--seconds 120] [--seed 0]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+from pathlib import Path
+
+import torch
+
+from clip_bench import first_reaching
+from generative_bench import CLIP_PATH, curve, run_stats
+from minivlm.data.documents import flamingo_tokenizer
+from minivlm.data.tokenizer import Tokenizer
+from minivlm.recipes.clip import eval_sets, evaluate_clip, load_clip, train_clip
+from minivlm.recipes.flamingo import (LR, FlamingoData, caption_sets, eval_media, evaluate_flamingo,
+                                      train_flamingo)
+from minivlm.train import TrainConfig, pick_device, save_checkpoint
+
+CURVE = ("caption_em", "caption_em_1obj", "caption_em_2obj", "heldout_em")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clip", default=None, help=f"a toy CLIP checkpoint (default: {CLIP_PATH} if present)")
+    ap.add_argument("--seconds", type=float, default=120.0, help="Flamingo training seconds (after the LM's)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--eval-every", type=float, default=10.0)
+    ap.add_argument("--out", default=None, help="JSON path (default bench/results/flamingo_<device>.json)")
+    args = ap.parse_args()
+    device = pick_device(args.device)
+    out = Path(args.out or Path(__file__).parent / "results" / f"flamingo_{device.type}.json")
+
+    clip_path = args.clip or (CLIP_PATH if Path(CLIP_PATH).is_file() else None)
+    if clip_path:
+        clip, clip_tok, ckpt = load_clip(clip_path, str(device))
+        clip_info = {"checkpoint": clip_path, "train_seconds": ckpt["extra"].get("train_seconds")}
+    else:
+        clip_tok = Tokenizer()
+        clip, hist = train_clip(TrainConfig(seconds=150.0, seed=args.seed, device=str(device)), tokenizer=clip_tok)
+        save_checkpoint(CLIP_PATH, clip, "clip", clip.cfg, TrainConfig(seconds=150.0, seed=args.seed),
+                        extra={"vocab": clip_tok.vocab, "train_seconds": hist.steps[-1]["seconds"]})
+        clip_info = {"checkpoint": f"trained here, saved to {CLIP_PATH}", **run_stats(hist)}
+    clip_metrics = evaluate_clip(clip, clip_tok, eval_sets(clip_tok, names=("zeroshot", "heldout")))
+
+    tok, data = flamingo_tokenizer(), FlamingoData()
+    model, hist, lm = train_flamingo(TrainConfig(seconds=args.seconds, lr=LR, seed=args.seed, device=str(device),
+                                                 eval_every_s=args.eval_every), clip, tok, data,
+                                     curve={"captions": caption_sets(tok, data.res, n=500)})
+    final = evaluate_flamingo(model, tok, caption_sets(tok, data.res), eval_media(tok, data))
+    shots = final["fewshot_acc"]
+    one = first_reaching(hist.evals, "caption_em_1obj", 0.95)
+    result = {
+        "clip": {**clip_info, **{k: clip_metrics[k] for k in ("zero_shot_acc", "heldout_acc")}},
+        "lm_pretrain_seconds": round(lm["lm_pretrain_seconds"], 1), "lm_loss": round(lm["lm_loss"], 3),
+        **run_stats(hist), "params": sum(p.numel() for p in model.parameters()),
+        "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "final": final, "reached_em_1obj_0.95": one,
+        "targets": {"em_1obj>=0.95 within 60 s": bool(one and one["seconds"] <= 60),
+                    "em_2obj>=0.3 within 120 s": final["caption_em_2obj"] >= 0.3,
+                    "4-shot >= 0-shot + 0.2": shots[4] >= shots[0] + 0.2},
+        "curve_columns": ["seconds", "samples", *CURVE], "curve": curve(hist, CURVE),
+        "gates_curve": [[round(e["seconds"], 1), e["gates"]] for e in hist.evals],
+        "machine": {"device": str(device), "cpu": platform.processor() or platform.machine(),
+                    "threads": torch.get_num_threads(), "torch": str(torch.__version__),
+                    "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None},
+        "seed": args.seed, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    report(result, out)
+
+
+def report(r: dict, out: Path) -> None:
+    f = r["final"]
+    print(f"\nFlamingo benchmark on {r['machine']}")
+    print(f"  frozen toy CLIP: zero-shot {r['clip']['zero_shot_acc']:.3f}; LM text-only pretraining "
+          f"{r['lm_pretrain_seconds']} s (loss {r['lm_loss']})")
+    print(f"  {r['samples_seen']:,} samples in {r['train_seconds']} s, {r['trainable_params']:,} of {r['params']:,} "
+          "parameters trained")
+    print("  " + ", ".join(f"{k} {f[k]:.3f}" for k in ("caption_em", "caption_em_1obj", "caption_em_2obj",
+                                                          "heldout_em", "video_em", "pair_acc")))
+    for how in ("", "_rices"):
+        curve = ", ".join(f"{k}-shot {v:.3f}" for k, v in f[f"fewshot_acc{how}"].items())
+        print(f"  few-shot, {'RICES' if how else 'random'} examples: {curve}")
+    print("  gates tanh(alpha): " + ", ".join(f"{g['xattn']:+.2f}/{g['dense']:+.2f}" for g in f["gates"]))
+    for target, ok in r["targets"].items():
+        print(f"  [{'PASS' if ok else 'MISS'}] {target}")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
