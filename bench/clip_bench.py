@@ -70,6 +70,17 @@ def throughput(model, images, tokens, batch: int, seconds: float) -> float:
             return done / (time.perf_counter() - t0)
 
 
+def machine(device: torch.device) -> dict:
+    """What a benchmark ran on, saved with its figures."""
+    return {"device": str(device), "cpu": platform.processor() or platform.machine(),
+            "threads": torch.get_num_threads(), "torch": str(torch.__version__),
+            "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None}
+
+
+def peak_rss_mb() -> int:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # Linux reports KiB
+
+
 def first_reaching(evals, key, target):
     for e in evals:
         if e[key] >= target:
@@ -116,9 +127,7 @@ def main():
 
     thresholds = {f"zs>={t}": first_reaching(hist.evals, "zero_shot_acc", t) for t in THRESHOLDS}
     result = {
-        "machine": {"device": str(device), "cpu": platform.processor() or platform.machine(),
-                    "threads": torch.get_num_threads(), "torch": str(torch.__version__),
-                    "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None},
+        "machine": machine(device),
         "seed": args.seed, "params": sum(p.numel() for p in model.parameters()),
         "budget_run": short,
         "train_seconds": last["seconds"], "samples_seen": last["samples"],

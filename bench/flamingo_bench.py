@@ -13,13 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import resource
 from pathlib import Path
 
-import torch
-
-from clip_bench import first_reaching
+from clip_bench import first_reaching, machine, peak_rss_mb
 from generative_bench import CLIP_PATH, curve, run_stats
 from minivlm.data.documents import flamingo_tokenizer
 from minivlm.data.tokenizer import Tokenizer
@@ -73,10 +69,7 @@ def main():
                     "4-shot >= 0-shot + 0.2": shots[4] >= shots[0] + 0.2},
         "curve_columns": ["seconds", "samples", *CURVE], "curve": curve(hist, CURVE),
         "gates_curve": [[round(e["seconds"], 1), e["gates"]] for e in hist.evals],
-        "machine": {"device": str(device), "cpu": platform.processor() or platform.machine(),
-                    "threads": torch.get_num_threads(), "torch": str(torch.__version__),
-                    "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None},
-        "seed": args.seed, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+        "machine": machine(device), "seed": args.seed, "peak_rss_mb": peak_rss_mb()}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     report(result, out)

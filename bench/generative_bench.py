@@ -21,13 +21,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import resource
 from pathlib import Path
 
-import torch
-
-from clip_bench import first_reaching
+from clip_bench import first_reaching, machine, peak_rss_mb
 from minivlm.data.questions import instruction_tokenizer
 from minivlm.data.tokenizer import Tokenizer
 from minivlm.recipes.captioner import evaluate_captioner, train_captioner
@@ -148,11 +144,9 @@ def main():
         **{name: result[name]["final"]["heldout_em"] for name in CAPTIONERS if name in result},
         **{f"clipcap {name}": run["heldout_em"] for name, run in result.get("clipcap", {}).items()},
         **({"llava_vqa_heldout": result["llava"]["vqa_heldout_acc"]} if "llava" in result else {})}
-    result["machine"] = {"device": str(device), "cpu": platform.processor() or platform.machine(),
-                         "threads": torch.get_num_threads(), "torch": str(torch.__version__),
-                         "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None}
+    result["machine"] = machine(device)
     result["seed"] = args.seed
-    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    result["peak_rss_mb"] = peak_rss_mb()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     report(result, out)

@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import resource
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from clip_bench import first_reaching
+from clip_bench import first_reaching, machine, peak_rss_mb
 from generative_bench import curve, run_stats
 from minivlm.recipes.vq import eval_sets, evaluate_judge, evaluate_vq, train_judge, train_vq
 from minivlm.train import TrainConfig, pick_device, save_checkpoint
@@ -59,10 +56,7 @@ def main():
         "targets": {"judge_acc>=0.98": judge_metrics["judge_acc"] >= 0.98,
                     "recon colour+shape >=0.95 within 180 s": bool(reached and reached["seconds"] <= 180)},
         "curve_columns": ["seconds", "samples", *CURVE], "curve": curve(hist, CURVE),
-        "machine": {"device": str(device), "cpu": platform.processor() or platform.machine(),
-                    "threads": torch.get_num_threads(), "torch": str(torch.__version__),
-                    "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None},
-        "seed": args.seed, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+        "machine": machine(device), "seed": args.seed, "peak_rss_mb": peak_rss_mb()}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     report(result, out)

@@ -42,7 +42,7 @@ def parser() -> argparse.ArgumentParser:
     budget = t.add_mutually_exclusive_group()
     budget.add_argument("--seconds", type=_positive(float),
                         help="training wall seconds (default 120 for clip, 30 for lm, 90 for llava, 60 for clipcap, "
-                        "120 for flamingo, 120 for vq)")
+                        "120 for flamingo, 180 for vq after a 90 s judge)")
     budget.add_argument("--steps", type=_positive(int), help="optimiser steps")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")

@@ -27,7 +27,7 @@ class VQConfig:
     channels: int = 3
     hidden: int = 64
     grid: int = 8  # two stride-2 convolutions: 32 -> 16 -> 8
-    codes: int = 128
+    codes: int = 512  # 128 plateaued at 0.90 of reconstructions read right, 512 at 0.92 (bench/README.md)
     code_dim: int = 32
     beta: float = 0.25
     restart_dead: bool = True  # restart codes unused in a training batch (see the module docstring)

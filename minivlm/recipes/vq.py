@@ -3,7 +3,7 @@ the recipe behind the CLI, the notebook and the benchmark.
 
 Judge: scenes of any colour×shape pair (held-out pairs included: it must score generations of them), half of them
 two-object, batch 128, AdamW lr 3e-3 (the shared TrainConfig); its target is ≥98 % exact meanings on real renders.
-Tokenizer: 8×8 tokens over 128 codes of width 32, trained on the training split (half two-object scenes) with dead
+Tokenizer: 8×8 tokens over 512 codes of width 32, trained on the training split (half two-object scenes) with dead
 codes restarted; its target is that the judge reads colour and shape right on ≥95 % of reconstructions.
 """
 from __future__ import annotations
