@@ -19,9 +19,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _list() -> None:
-    for name in EXERCISES:
-        grader = importlib.import_module(f"minivlm.check.{name}")
-        print(f"{name:12} {', '.join(grader.FUNCTIONS):26} {grader.LESSON}")
+    rows = [(name, ", ".join(g.FUNCTIONS), g.LESSON)
+            for name, g in ((n, importlib.import_module(f"minivlm.check.{n}")) for n in EXERCISES)]
+    width = max(len(functions) for _, functions, _ in rows)  # one column for the longest list of functions
+    for name, functions, lesson in rows:
+        print(f"{name:12} {functions:{width}} {lesson}")
 
 
 def main(argv=None) -> int:
