@@ -88,14 +88,14 @@ def test_fit_on_the_mixture_counts_every_source_and_opens_the_gates(tiny_cfg, to
 def test_rices_picks_the_most_similar_examples_most_similar_last():
     pool = torch.nn.functional.normalize(torch.randn(20, 8, generator=torch.Generator().manual_seed(0)), dim=-1)
     query = pool[7] + 0.01 * pool[3]
-    order = choose_examples(query, pool, 3, "rices", random.Random(0))
+    order = choose_examples(pool @ query, len(pool), 3, "rices", random.Random(0))
     sims = (pool @ query).tolist()
     assert order[-1] == 7 and order == sorted(sorted(range(20), key=lambda i: -sims[i])[:3], key=lambda i: sims[i])
-    assert choose_examples(query, pool, 0, "rices", random.Random(0)) == []
-    a, b = (choose_examples(query, pool, 4, "random", random.Random(1)) for _ in range(2))
+    assert choose_examples(pool @ query, len(pool), 0, "rices", random.Random(0)) == []
+    a, b = (choose_examples(None, len(pool), 4, "random", random.Random(1)) for _ in range(2))
     assert a == b and len(set(a)) == 4
     with pytest.raises(ValueError, match="how: expected 'random' or 'rices'"):
-        choose_examples(query, pool, 2, "nearest", random.Random(0))
+        choose_examples(pool @ query, len(pool), 2, "nearest", random.Random(0))
 
 
 @pytest.mark.parametrize("how", ["random", "rices"])

@@ -153,9 +153,9 @@ def continue_text(model: Flamingo, tokenizer: Tokenizer, texts: list[str], media
     prompts = torch.tensor(ids)  # (N, L)
     out = []
     for i in range(0, len(texts), batch_size):
-        ids = model.generate(prompts[i:i + batch_size].to(device), media_tensor(media[i:i + batch_size]).to(device),
-                             max_new)  # (b, L + n)
-        out += [tokenizer.decode(row[prompts.shape[1]:]).split(" .")[0].removesuffix(".").strip() for row in ids]
+        rows = model.generate(prompts[i:i + batch_size].to(device), media_tensor(media[i:i + batch_size]).to(device),
+                              max_new)  # (b, L + n)
+        out += [tokenizer.decode(row[prompts.shape[1]:]).split(" .")[0].removesuffix(".").strip() for row in rows]
     return out
 
 
@@ -218,13 +218,14 @@ def image_features(model: Flamingo, images: np.ndarray) -> torch.Tensor:
     return nn.functional.normalize(x, dim=-1)
 
 
-def choose_examples(query: torch.Tensor, pool: torch.Tensor, k: int, how: str, rng: random.Random) -> list[int]:
-    """k in-context examples from the pool for one query: "random", or "rices" (Yang et al. 2022, as in
-    open_flamingo): the k most similar pool images, ordered so the most similar one comes last, next to the query."""
+def choose_examples(similarity: torch.Tensor | None, n_pool: int, k: int, how: str, rng: random.Random) -> list[int]:
+    """k in-context examples from a pool of n_pool for one query: "random", or "rices" (Yang et al. 2022, as in
+    open_flamingo) given the query's `similarity` (n_pool,) to each pool image: the k most similar, ordered so the
+    most similar one comes last, next to the query."""
     if how == "random":
-        return rng.sample(range(len(pool)), k)
+        return rng.sample(range(n_pool), k)
     if how == "rices":
-        return torch.topk(pool @ query, k).indices.flip(0).tolist() if k else []
+        return torch.topk(similarity, k).indices.flip(0).tolist() if k else []
     raise ValueError(f"how: expected 'random' or 'rices', got {how!r}")
 
 
@@ -234,12 +235,10 @@ def fewshot_prompts(task: str, queries: Media, pool: Media, k: int, how: str, mo
     its `task` fact, then the query's <image>. Returns the texts, media (N, k+1, 1, S, S, 3) and the answers."""
     rng = random.Random(f"fewshot:{task}:{k}:{how}:{seed}")
     pool_img, query_img = pool.media[:, 0, 0], queries.media[:, 0, 0]  # (P, S, S, 3), (N, S, S, 3)
-    feats = image_features(model, pool_img) if how == "rices" else None  # (P, D_v)
-    qfeats = image_features(model, query_img) if how == "rices" else None  # (N, D_v)
+    sims = image_features(model, query_img) @ image_features(model, pool_img).T if how == "rices" else None  # (N, P)
     texts, media, answers = [], [], []
     for i in range(len(queries)):
-        shots = choose_examples(None if qfeats is None else qfeats[i], feats if feats is not None else pool_img,
-                                k, how, rng)
+        shots = choose_examples(None if sims is None else sims[i], len(pool_img), k, how, rng)
         texts.append(f"{document_text([FORMATS[task](pool.scenes[j][0]) for j in shots])} <image>".strip())
         media.append(np.concatenate([pool_img[shots], query_img[i:i + 1]])[:, None])  # (k+1, 1, S, S, 3)
         answers.append(FORMATS[task](queries.scenes[i][0]))

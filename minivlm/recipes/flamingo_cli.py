@@ -10,7 +10,6 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 
 from minivlm.data.documents import flamingo_tokenizer
 from minivlm.data.folder import load_image
@@ -91,5 +90,4 @@ def fewshot(args) -> None:
     prompt, paths = parse_prompt(path.read_text(), path.parent)
     res = model.cfg.vision.image_size
     images = np.stack([load_image(p, res, resize=args.resize) for p in paths])  # (M, S, S, 3)
-    with torch.no_grad():
-        print(continue_text(model, tokenizer, [prompt], images[None, :, None], max_new=args.max_new, unk=args.unk)[0])
+    print(continue_text(model, tokenizer, [prompt], images[None, :, None], max_new=args.max_new, unk=args.unk)[0])

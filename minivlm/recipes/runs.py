@@ -70,6 +70,17 @@ def print_results(metrics: dict, headline) -> None:
           f"({metrics['samples_per_s']:.0f} samples/s)")
 
 
+def build_from(ckpt: dict, path, model_cls, config_cls, device: str = "cpu") -> torch.nn.Module:
+    """The model a checkpoint read by `load_checkpoint` describes, its weights loaded, on `device`, in eval mode;
+    weights that do not fit the checkpoint's own config are a ValueError naming `path`."""
+    model = model_cls(config_cls(**ckpt["model_config"]))
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        raise ValueError(f"checkpoint: {str(path)!r} weights do not fit its own config ({str(e)[:200]})") from None
+    return model.to(pick_device(device)).eval()
+
+
 def load_run(path, kind: str, model_cls, config_cls, device: str = "cpu") -> tuple[torch.nn.Module, Tokenizer, dict]:
     """Rebuild a trained model of `kind` and its tokenizer from a checkpoint written by `save_checkpoint` with
     extra={'vocab': tokenizer.vocab} (and 'max_len': tokenizer.max_len where the text is shorter than the model
@@ -79,9 +90,4 @@ def load_run(path, kind: str, model_cls, config_cls, device: str = "cpu") -> tup
         raise ValueError(f"checkpoint: {str(path)!r} has no tokenizer vocabulary (save it with "
                          "extra={'vocab': tokenizer.vocab})")
     tokenizer = Tokenizer(ckpt["extra"]["vocab"], ckpt["extra"].get("max_len", ckpt["model_config"].get("max_len")))
-    model = model_cls(config_cls(**ckpt["model_config"]))
-    try:
-        model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as e:
-        raise ValueError(f"checkpoint: {str(path)!r} weights do not fit its own config ({str(e)[:200]})") from None
-    return model.to(pick_device(device)).eval(), tokenizer, ckpt
+    return build_from(ckpt, path, model_cls, config_cls, device), tokenizer, ckpt

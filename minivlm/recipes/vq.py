@@ -17,6 +17,7 @@ from minivlm.data.images import preprocess
 from minivlm.data.tokenizer import Tokenizer
 from minivlm.models.judge import Judge, JudgeConfig, judge_accuracy, scene_targets
 from minivlm.models.vqvae import VQVAE, VQConfig, pixels
+from minivlm.recipes.runs import build_from
 from minivlm.train import History, TrainConfig, build, fit, load_checkpoint, pick_device
 
 
@@ -118,12 +119,7 @@ def evaluate_vq(vq: VQVAE, judge: Judge, sets: dict[str, ShapesData]) -> dict[st
 
 def _load(path, kind: str, model_cls, config_cls, device: str):
     ckpt = load_checkpoint(path, kind)
-    model = model_cls(config_cls(**ckpt["model_config"]))
-    try:
-        model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as e:
-        raise ValueError(f"checkpoint: {str(path)!r} weights do not fit its own config ({str(e)[:200]})") from None
-    return model.to(pick_device(device)).eval(), ckpt
+    return build_from(ckpt, path, model_cls, config_cls, device), ckpt
 
 
 def load_vq(path, device: str = "cpu") -> tuple[VQVAE, dict]:

@@ -1,5 +1,5 @@
 """`python -m minivlm train vq` / `eval vq`: train the judge (unless --judge gives one; --steps N when given, else
-60 s), then the image tokenizer; evaluate both, write metrics.json, vq.pt, judge.pt, curves and reconstructions.png.
+90 s), then the image tokenizer; evaluate both, write metrics.json, vq.pt, judge.pt, curves and reconstructions.png.
 `eval vq CKPT` reads the judge.pt that training wrote beside the tokenizer's checkpoint."""
 from __future__ import annotations
 
