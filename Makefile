@@ -36,3 +36,4 @@ bench: $(VENV)/.demo
 	$(PY) bench/generative_bench.py
 	$(PY) bench/flamingo_bench.py
 	$(PY) bench/vq_bench.py
+	$(PY) bench/t2i_bench.py

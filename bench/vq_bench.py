@@ -4,7 +4,8 @@ Trains the judge (recipes/vq.py) for --judge-seconds and scores it on real rende
 meanings), then the VQ-VAE tokenizer for 180 s, its reconstructions judged every few training seconds on 500 images
 of the mixed set (evaluation time is not training time). Reports when the judge first reads colour and shape right
 on >= 95 % of reconstructions (target: within 3 minutes), and the final reconstruction error, codebook perplexity and
-dead codes. Prints the figures and writes bench/results/vq_<device>.json. Run alone. About 6 minutes.
+dead codes. Prints the figures and writes bench/results/vq_<device>.json, and saves judge and tokenizer in
+runs/bench-vq/ for bench/t2i_bench.py. Run alone. About 6 minutes.
 
     python bench/vq_bench.py [--judge-seconds 90] [--seconds 180] [--seed 0]
 """
@@ -23,6 +24,7 @@ from minivlm.train import TrainConfig, pick_device, save_checkpoint
 
 CURVE = ("recon_colour_shape_acc", "recon_judge_acc", "recon_mse", "codebook_perplexity", "dead_codes")
 JUDGE_PATH = "runs/bench-vq/judge.pt"  # reusable by `train vq --judge`
+VQ_PATH = "runs/bench-vq/vq.pt"  # with the judge beside it: what bench/t2i_bench.py and `train dalle --vq` read
 
 
 def main():
@@ -47,12 +49,14 @@ def main():
     vq, hist = train_vq(TrainConfig(seconds=args.seconds, seed=args.seed, device=str(device),
                                     eval_every_s=args.eval_every), judge=judge, curve_set=curve_set)
     final = evaluate_vq(vq, judge, sets)
+    save_checkpoint(VQ_PATH, vq, "vq", vq.cfg, TrainConfig(seconds=args.seconds, seed=args.seed), extra=run_stats(hist))
     reached = first_reaching(hist.evals, "recon_colour_shape_acc", 0.95)
     result = {
         "judge": {**run_stats(judge_hist), **judge_metrics, "params": sum(p.numel() for p in judge.parameters()),
                   "checkpoint": JUDGE_PATH},
         "tokenizer": {**run_stats(hist), "params": sum(p.numel() for p in vq.parameters()), "grid": vq.cfg.grid,
-                      "codes": vq.cfg.codes, "final": final, "reached_colour_shape_0.95": reached},
+                      "codes": vq.cfg.codes, "final": final, "reached_colour_shape_0.95": reached,
+                      "checkpoint": VQ_PATH},
         "targets": {"judge_acc>=0.98": judge_metrics["judge_acc"] >= 0.98,
                     "recon colour+shape >=0.95 within 180 s": bool(reached and reached["seconds"] <= 180)},
         "curve_columns": ["seconds", "samples", *CURVE], "curve": curve(hist, CURVE),

@@ -161,9 +161,9 @@ def save_checkpoint(path, model: torch.nn.Module, kind: str, model_config, train
                 "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}, path)
 
 
-def load_checkpoint(path, kind: str) -> dict:
+def load_checkpoint(path, kind: str | tuple[str, ...]) -> dict:
     """Read a checkpoint with weights_only=True (no pickled code runs). A missing, truncated, foreign or
-    wrong-kind file is a ValueError that says which."""
+    wrong-kind file (not `kind`, or not one of the tuple `kind`) is a ValueError that says which."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"checkpoint: no file at {str(path)!r}")
@@ -174,6 +174,8 @@ def load_checkpoint(path, kind: str) -> dict:
                          f"(truncated or another format: {type(e).__name__})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"checkpoint: {str(path)!r} is not a minivlm checkpoint (no '{CHECKPOINT_FORMAT}' tag)")
-    if ckpt["kind"] != kind:
-        raise ValueError(f"checkpoint: {str(path)!r} holds a {ckpt['kind']!r} model, expected {kind!r}")
+    kinds = (kind,) if isinstance(kind, str) else tuple(kind)
+    if ckpt["kind"] not in kinds:
+        expected = repr(kinds[0]) if len(kinds) == 1 else " or ".join(map(repr, kinds))
+        raise ValueError(f"checkpoint: {str(path)!r} holds a {ckpt['kind']!r} model, expected {expected}")
     return ckpt

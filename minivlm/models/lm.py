@@ -31,9 +31,12 @@ class LMConfig:
 
 
 def sample_next(logits: torch.Tensor, temperature: float = 0.0, top_k: int | None = None,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+                generator: torch.Generator | None = None, allowed: torch.Tensor | None = None) -> torch.Tensor:
     """(B, V) logits -> (B,) next ids: the argmax when temperature is 0, else a draw from
-    softmax(logits / temperature) over the top_k most likely ids (top-k sampling, Fan et al. 2018)."""
+    softmax(logits / temperature) over the top_k most likely ids (top-k sampling, Fan et al. 2018).
+    `allowed` (V,) bool keeps the choice among some ids (image codes only, say); the others get probability 0."""
+    if allowed is not None:
+        logits = logits.masked_fill(~allowed, float("-inf"))  # (B, V)
     if temperature == 0:
         return logits.argmax(dim=-1)  # (B,)
     logits = logits / temperature
@@ -118,10 +121,11 @@ class CausalLM(nn.Module):
     @torch.no_grad()
     def generate(self, tokens: torch.Tensor, max_new_tokens: int, prefix: torch.Tensor | None = None,
                  temperature: float = 0.0, top_k: int | None = None, generator: torch.Generator | None = None,
-                 use_cache: bool = True) -> torch.Tensor:
+                 use_cache: bool = True, allowed: torch.Tensor | None = None) -> torch.Tensor:
         """Continue the prompts tokens (B, T) (after `prefix` (B, K, D), if given) -> (B, T + n) ids.
 
-        Greedy at temperature 0, else sampled (see `sample_next`) with `generator` (on the model's device).
+        Greedy at temperature 0, else sampled (see `sample_next`) with `generator` (on the model's device), among
+        the `allowed` (V,) ids only when given (without <eos> among them, every row runs to the end).
         A row that has produced <eos> is filled with <pad> after it; generation stops when every row has, after
         `max_new_tokens`, or when prefix + tokens fill the context. `use_cache=False` re-runs the whole sequence
         at every step: the same result, more slowly.
@@ -132,6 +136,10 @@ class CausalLM(nn.Module):
             raise ValueError(f"temperature, top_k: expected temperature >= 0 and top_k >= 1 or None, got "
                              f"{temperature} and {top_k}")
         cfg = self.cfg
+        if allowed is not None and not (isinstance(allowed, torch.Tensor) and allowed.dtype == torch.bool
+                                        and allowed.shape == (cfg.vocab_size,) and allowed.any()):
+            raise ValueError(f"allowed: expected a bool ({cfg.vocab_size},) mask with at least one True, got "
+                             f"{_describe(allowed)}")
         cache = [KVCache() for _ in self.blocks] if use_cache else None
         logits = self(tokens, prefix, cache)[:, -1]  # (B, V); checks that prefix + prompt fit the context
         room = cfg.max_len - tokens.shape[1] - (0 if prefix is None else prefix.shape[1])
@@ -140,7 +148,7 @@ class CausalLM(nn.Module):
             if step > 0:
                 # with the cache only the newest token goes in, else the whole sequence again
                 logits = (self(tokens[:, -1:], cache=cache) if use_cache else self(tokens, prefix))[:, -1]  # (B, V)
-            nxt = sample_next(logits, temperature, top_k, generator).masked_fill(done, cfg.pad_id)  # (B,)
+            nxt = sample_next(logits, temperature, top_k, generator, allowed).masked_fill(done, cfg.pad_id)  # (B,)
             tokens = torch.cat([tokens, nxt[:, None]], dim=1)  # (B, T + step + 1)
             done |= nxt == cfg.eos_id
             if done.all():

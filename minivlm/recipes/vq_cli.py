@@ -47,7 +47,7 @@ def write_report(vq, sets, metrics: dict, out: Path, history=None) -> None:
     print(f"wrote {out}/: metrics.json, {'vq.pt, judge.pt, curves.png, ' if history else ''}reconstructions.png")
 
 
-def _judge(args, out: Path, sets) -> tuple[torch.nn.Module, dict]:
+def get_judge(args, out: Path, sets) -> tuple[torch.nn.Module, dict]:
     """The --judge checkpoint (copied to out/judge.pt), else a judge trained here and saved there."""
     out.mkdir(parents=True, exist_ok=True)
     if args.judge:
@@ -69,7 +69,7 @@ def train(args) -> None:
     cfg = cli_train_config(args, DEFAULT_SECONDS)
     out = Path(args.out or f"runs/vq-seed{args.seed}")
     sets = eval_sets()
-    judge, judge_info = _judge(args, out, sets)
+    judge, judge_info = get_judge(args, out, sets)
     vq, history = train_vq(cfg, judge=judge, curve_set=sets["mixed"].subset(range(500)))
     stats = run_stats(vq, history, args.seed)
     with torch.no_grad():
