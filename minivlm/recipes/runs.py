@@ -64,9 +64,10 @@ def show_eval(metrics: dict, out, write_report) -> None:
 def print_results(metrics: dict, headline) -> None:
     """A short table on stdout: the `headline` metrics, then how much training it took."""
     print(f"\nresults ({metrics['device']}, seed {metrics['seed']}, {metrics['params']:,} params)")
+    width = max(len(k) for k in (*headline, "samples_seen"))
     for key in headline:
-        print(f"  {key:<18} {metrics[key]:.3f}")
-    print(f"  {'samples_seen':<18} {metrics['samples_seen']:,}  in {metrics['train_seconds']:.1f} s "
+        print(f"  {key:<{width}} {metrics[key]:.3f}")
+    print(f"  {'samples_seen':<{width}} {metrics['samples_seen']:,}  in {metrics['train_seconds']:.1f} s "
           f"({metrics['samples_per_s']:.0f} samples/s)")
 
 

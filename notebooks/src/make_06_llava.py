@@ -23,7 +23,6 @@ count, relations, yes/no and short descriptions. At the end you can type your ow
 
 code(r"""
 %matplotlib inline
-import os
 import textwrap
 
 import numpy as np
@@ -32,10 +31,10 @@ import matplotlib.pyplot as plt
 
 from minivlm import fast_mode
 from minivlm.concepts.projector import Projector, expand, splice
-from minivlm.data import KINDS, Tokenizer, instruction_tokenizer, make_vqa, preprocess, render, sample_scene
+from minivlm.data import KINDS, instruction_tokenizer, make_vqa, preprocess, render, sample_scene
 from minivlm.models.llava import LLaVA
 from minivlm.plots import image_grid
-from minivlm.recipes.clip import load_clip, train_clip
+from minivlm.recipes.clip import notebook_clip
 from minivlm.recipes.llava import eval_sets, evaluate_llava, head, llava_config, prompts, train_llava
 from minivlm.train import TrainConfig, build
 
@@ -52,14 +51,7 @@ Only its vision tower is used, and it never trains again.
 """)
 
 code(r"""
-path = "../runs/notebook03_clip.pt"
-trained_s = load_clip(path)[2]["extra"].get("train_seconds", 0) if os.path.exists(path) else 0
-if trained_s >= 100 and not FAST:  # a fast-mode run of notebook 03 leaves a CLIP of a few seconds: not that one
-    clip, _, _ = load_clip(path)
-    print(f"loaded {path} (trained for {trained_s:.0f} s)")
-else:
-    clip, _ = train_clip(TrainConfig(seconds=5 if FAST else 100, seed=0), tokenizer=Tokenizer())
-    print("trained a toy CLIP here")
+clip = notebook_clip(fast=FAST)  # notebook 03's CLIP if it trained for >= 100 s, else one trained here
 """)
 
 md(r"""

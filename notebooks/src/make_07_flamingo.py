@@ -29,7 +29,6 @@ seconds; the stored outputs are from a full run.
 
 code(r"""
 %matplotlib inline
-import os
 
 import numpy as np
 import torch
@@ -38,12 +37,12 @@ import matplotlib.pyplot as plt
 from minivlm import fast_mode
 from minivlm.concepts.gated_xattn import media_mask
 from minivlm.concepts.resampler import PerceiverResampler
-from minivlm.data import Tokenizer, preprocess
+from minivlm.data import Tokenizer
 from minivlm.data.documents import flamingo_tokenizer, make_documents, make_pairs, make_videos
 from minivlm.models.flamingo import Flamingo
 from minivlm.plots import gate_curves, image_grid, training_curves
 from minivlm.models.clip import CLIP
-from minivlm.recipes.clip import clip_config, load_clip, train_clip
+from minivlm.recipes.clip import clip_config, notebook_clip
 from minivlm.recipes.flamingo import (LR, SHOTS, FlamingoData, caption_sets, continue_text, eval_media,
                                       evaluate_flamingo, fewshot_prompts, flamingo_config, media_tensor,
                                       train_flamingo)
@@ -174,14 +173,7 @@ Flamingo training, with the captions scored every 10 s.
 """)
 
 code(r"""
-path = "../runs/notebook03_clip.pt"
-trained_s = load_clip(path)[2]["extra"].get("train_seconds", 0) if os.path.exists(path) else 0
-if trained_s >= 100 and not FAST:  # a fast-mode run of notebook 03 leaves a CLIP of a few seconds: not that one
-    clip, _, _ = load_clip(path)
-    print(f"loaded {path} (trained for {trained_s:.0f} s)")
-else:
-    clip, _ = train_clip(TrainConfig(seconds=5 if FAST else 100, seed=0), tokenizer=Tokenizer())
-    print("trained a toy CLIP here")
+clip = notebook_clip(fast=FAST)  # notebook 03's CLIP if it trained for >= 100 s, else one trained here
 
 small = dict(n={"captions": 2000, "videos": 500, "documents": 500, "pairs": 500}) if FAST else {}
 data = FlamingoData(lm_seconds=2 if FAST else 15, **small)

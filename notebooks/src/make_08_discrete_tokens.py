@@ -30,7 +30,6 @@ stored outputs are from a full run.
 
 code(r"""
 %matplotlib inline
-import os
 import random
 
 import numpy as np
@@ -40,16 +39,14 @@ import matplotlib.pyplot as plt
 from minivlm import fast_mode
 from minivlm.concepts.causal_masking import causal_mask_transform
 from minivlm.concepts.vq import codebook_usage, quantize, quantize_np
-from minivlm.data import Tokenizer, preprocess
 from minivlm.data.datasets import eval_set
 from minivlm.data.world import HELD_OUT
 from minivlm.models.vqvae import pixels
 from minivlm.plots import image_grid, training_curves
-from minivlm.recipes.clip import load_clip, train_clip
-from minivlm.recipes.cm3 import (CM3Data, caption_images, evaluate_cm3, generate_images, infill_images,
-                                 object_rows, recolour, train_cm3)
-from minivlm.recipes.dalle import (DalleData, clip_scores, draw, evaluate_dalle, judge_matches, prompt_captions,
-                                   text_tokenizer, train_dalle)
+from minivlm.recipes.clip import notebook_clip
+from minivlm.recipes.cm3 import CM3Data, evaluate_cm3, infill_images, object_rows, recolour, train_cm3
+from minivlm.recipes.dalle import (DalleData, clip_scores, draw, evaluate_dalle, judge_matches, text_tokenizer,
+                                   train_dalle)
 from minivlm.recipes.vq import eval_sets, evaluate_judge, evaluate_vq, reconstruct, train_judge, train_vq
 from minivlm.train import TrainConfig
 
@@ -176,14 +173,7 @@ paper). Here: 8 samples per caption, first as drawn, then sorted by the toy CLIP
 """)
 
 code(r"""
-path = "../runs/notebook03_clip.pt"
-trained_s = load_clip(path)[2]["extra"].get("train_seconds", 0) if os.path.exists(path) else 0
-if trained_s >= 100 and not FAST:  # a fast-mode run of notebook 03 leaves a CLIP of a few seconds: not that one
-    clip, _, _ = load_clip(path)
-    print(f"loaded {path} (trained for {trained_s:.0f} s)")
-else:
-    clip, _ = train_clip(TrainConfig(seconds=5 if FAST else 100, seed=0), tokenizer=Tokenizer())
-    print("trained a toy CLIP here")
+clip = notebook_clip(fast=FAST)  # notebook 03's CLIP if it trained for >= 100 s, else one trained here
 """)
 
 code(r"""
