@@ -22,7 +22,7 @@ from pathlib import Path
 
 from clip_bench import machine, peak_rss_mb
 from generative_bench import curve, run_stats
-from vq_bench import JUDGE_PATH, VQ_PATH
+from vq_bench import VQ_PATH
 from minivlm.recipes.clip import load_clip
 from minivlm.recipes.cm3 import CM3Data, evaluate_cm3, train_cm3
 from minivlm.recipes.dalle import evaluate_dalle, train_dalle
@@ -71,7 +71,9 @@ def main():
                         "final_temperature_1": evaluate_dalle(dalle, vq, judge, clip, temperature=1.0),
                         "curve_columns": ["seconds", "samples", "t2i_match_1obj", "t2i_match_1obj_rerank8"],
                         "curve": curve(hist, ("t2i_match_1obj", "t2i_match_1obj_rerank8"))}}
-    runs = {"cm3": CM3Data()} if args.skip_baseline else {"cm3": CM3Data(), "left_to_right": CM3Data(span_mix={"none": 1.0})}
+    runs = {"cm3": CM3Data()}
+    if not args.skip_baseline:
+        runs["left_to_right"] = CM3Data(span_mix={"none": 1.0})
     for name, data in runs.items():
         def cm3_curve(model):
             m = evaluate_cm3(model, vq, judge, clip, n_caption=100, n_infill=100)

@@ -1,7 +1,7 @@
 """CM3 (Aghajanyan et al. 2022) at toy scale: one causal decoder over documents that hold a caption and an image's
 tokens, in either order, trained with the causally masked transform of `concepts/causal_masking.py`. The document
 
-    <bos> a large red star <image> c_0 ... c_63 <eos>        (or the image first: <bos> <image> c_0 ... c_63 words <eos>)
+    <bos> a large red star <image> c_0 ... c_63 <eos>     (or the image first: <bos> <image> c_0 ... c_63 words <eos>)
 
 has one span (or none) moved to the end behind a sentinel, so one model learns three uses, chosen by the prompt
 alone (Sec. 4 of the paper builds its captioning, generation and infilling prompts the same way):
@@ -64,7 +64,8 @@ class CM3(nn.Module):
         with the codes as joint ids."""
         n = self.cfg.grid ** 2
         if len(codes) != n:
-            raise ValueError(f"codes: expected {n} image tokens (a {self.cfg.grid}x{self.cfg.grid} grid), got {len(codes)}")
+            g = self.cfg.grid
+            raise ValueError(f"codes: expected {n} image tokens (a {g}x{g} grid), got {len(codes)}")
         image = [self.cfg.image_id] + self.vocab.from_codes(torch.as_tensor(codes)).tolist()
         return image + list(words) if image_first else list(words) + image
 

@@ -72,7 +72,8 @@ class DalleConfig:
 
 
 class Dalle(nn.Module):
-    """text (B, text_len) padded caption ids + codes (B, grid²) -> next-token loss; `generate` draws codes from text."""
+    """text (B, text_len) padded caption ids + codes (B, grid²) -> next-token loss; `generate` draws codes from
+    text."""
 
     def __init__(self, cfg: DalleConfig):
         super().__init__()
@@ -99,11 +100,13 @@ class Dalle(nn.Module):
         return torch.cat([text, marker], dim=1)  # (B, text_len + 1)
 
     def sequence(self, text: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
-        """Captions (B, text_len) and codebook indices (B, grid²) -> joint-vocabulary sequences (B, text_len + 1 + grid²)."""
+        """Captions (B, text_len) and codebook indices (B, grid²) -> joint-vocabulary sequences
+        (B, text_len + 1 + grid²)."""
         n = self.cfg.grid ** 2
         if not (isinstance(codes, torch.Tensor) and codes.dtype == torch.long and codes.shape == (len(text), n)):
             got = f"{tuple(codes.shape)} {codes.dtype}" if isinstance(codes, torch.Tensor) else type(codes).__name__
-            raise ValueError(f"codes: expected int64 ({len(text)}, {n}), one row of image tokens per caption, got {got}")
+            raise ValueError(f"codes: expected int64 ({len(text)}, {n}), one row of image tokens per caption, "
+                             f"got {got}")
         return torch.cat([self.prompt(text), self.vocab.from_codes(codes)], dim=1)  # (B, text_len + 1 + grid²)
 
     def loss(self, text: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:

@@ -18,14 +18,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from minivlm.recipes import vq_cli
-from minivlm.recipes.clip import load_clip
-from minivlm.recipes.clip_cli import frozen_clip
 from minivlm.models.cm3 import CM3, CM3Config
 from minivlm.models.dalle import Dalle, DalleConfig
 from minivlm.models.vqvae import pixels
+from minivlm.recipes import vq_cli
+from minivlm.recipes.clip import load_clip
+from minivlm.recipes.clip_cli import frozen_clip
 from minivlm.recipes.cm3 import CM3Data, evaluate_cm3, generate_images, train_cm3
-from minivlm.recipes.dalle import DalleData, clip_scores, draw, evaluate_dalle, prompt_captions, text_tokenizer, train_dalle
+from minivlm.recipes.dalle import (DalleData, clip_scores, draw, evaluate_dalle, prompt_captions, text_tokenizer,
+                                   train_dalle)
 from minivlm.recipes.runs import (build_from, checkpoint_stats, cli_train_config, peak_rss_mb, print_results,
                                   run_stats, show_eval, write_metrics)
 from minivlm.recipes.vq import eval_sets, evaluate_judge, load_judge, load_vq, train_vq
