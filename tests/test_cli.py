@@ -5,25 +5,17 @@ One training run (3 steps) is shared by the module; it still renders the full 50
 several seconds.
 """
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
 
+from cli_run import run_cli as _run
 from minivlm.__main__ import main
 
 METRICS = ("zero_shot_acc", "heldout_acc", "i2t_r1", "t2i_r1")
 STATS = ("samples_seen", "train_seconds", "samples_per_s", "params", "device", "seed")
 PLOTS = ("confusion_colour.png", "confusion_shape.png", "similarity.png")
 
-
-def _run(*args):
-    # one thread, as in conftest: the run is tiny, and a second thread mostly waits when the machine is busy
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "minivlm", *map(str, args)], capture_output=True, text=True,
-                          timeout=300, env=env)
 
 
 def _check_metrics(metrics: dict):

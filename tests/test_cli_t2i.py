@@ -3,14 +3,12 @@ own judge, tokenizer and CLIP (each rendering 50k scenes, so it takes a while), 
 tokenizer and CLIP, the files and metrics they write, eval reproducing them, `draw` writing a reranked PNG, and bad
 input ending in one line and exit status 2."""
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from cli_run import run_cli
 from minivlm.__main__ import main
 
 KEYS = {"dalle": ("t2i_match_1obj", "t2i_match_1obj_rerank8", "t2i_match_2obj", "t2i_exact_2obj",
@@ -20,9 +18,7 @@ KEYS = {"dalle": ("t2i_match_1obj", "t2i_match_1obj_rerank8", "t2i_match_2obj", 
 
 
 def _run(*args):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "minivlm", *map(str, args)], capture_output=True, text=True,
-                          timeout=600, env=env)
+    return run_cli(*args, timeout=600)
 
 
 @pytest.fixture(scope="module")

@@ -2,24 +2,17 @@
 rendering its 50k training scenes, so it takes several seconds), the files it writes, an eval that reproduces its
 metrics, and bad checkpoints ending in one line and exit status 2."""
 import json
-import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 
+from cli_run import run_cli as _run
 from minivlm.__main__ import main
 
 KEYS = ("recon_judge_acc", "recon_colour_shape_acc", "recon_mse", "codebook_perplexity", "dead_codes", "judge_acc",
         "judge_acc_1obj", "judge_acc_2obj", "judge_heldout_acc", "heldout_recon_colour_shape_acc")
 FILES = ("vq.pt", "judge.pt", "curves.png", "judge_curves.png", "reconstructions.png", "history.json")
 
-
-def _run(*args):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "minivlm", *map(str, args)], capture_output=True, text=True,
-                          timeout=300, env=env)
 
 
 @pytest.fixture(scope="module")

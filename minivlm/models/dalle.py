@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from minivlm.models.lm import CausalLM, LMConfig
+from minivlm.models.lm import CausalLM, LMConfig, _describe
 
 
 @dataclass
@@ -86,9 +86,8 @@ class Dalle(nn.Module):
         cfg = self.cfg
         if not (isinstance(text, torch.Tensor) and text.dtype == torch.long and text.ndim == 2 and len(text) > 0
                 and text.shape[1] == cfg.text_len):
-            got = f"{tuple(text.shape)} {text.dtype}" if isinstance(text, torch.Tensor) else type(text).__name__
             raise ValueError(f"text: expected int64 (B, {cfg.text_len}) padded caption ids (Tokenizer(max_len="
-                             f"{cfg.text_len}).encode_batch), got {got}")
+                             f"{cfg.text_len}).encode_batch), got {_describe(text)}")
         if text.min() < 0 or text.max() >= cfg.text_vocab:
             raise ValueError(f"text: expected word ids in [0, {cfg.text_vocab}), got {int(text.min())}.."
                              f"{int(text.max())}")
@@ -104,9 +103,8 @@ class Dalle(nn.Module):
         (B, text_len + 1 + grid²)."""
         n = self.cfg.grid ** 2
         if not (isinstance(codes, torch.Tensor) and codes.dtype == torch.long and codes.shape == (len(text), n)):
-            got = f"{tuple(codes.shape)} {codes.dtype}" if isinstance(codes, torch.Tensor) else type(codes).__name__
             raise ValueError(f"codes: expected int64 ({len(text)}, {n}), one row of image tokens per caption, "
-                             f"got {got}")
+                             f"got {_describe(codes)}")
         return torch.cat([self.prompt(text), self.vocab.from_codes(codes)], dim=1)  # (B, text_len + 1 + grid²)
 
     def loss(self, text: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:

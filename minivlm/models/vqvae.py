@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from minivlm.concepts.vq import VectorQuantizer, quantize
+from minivlm.models.lm import _describe
 
 
 @dataclass
@@ -57,9 +58,8 @@ def check_images(images, channels: int, size: int) -> None:
     """Raise a ValueError naming `images` unless it is a float (B, channels, size, size) tensor with B >= 1."""
     if not (isinstance(images, torch.Tensor) and images.is_floating_point() and images.ndim == 4
             and tuple(images.shape[1:]) == (channels, size, size) and len(images) > 0):
-        got = f"{tuple(images.shape)} {images.dtype}" if isinstance(images, torch.Tensor) else type(images).__name__
         raise ValueError(f"images: expected (B, {channels}, {size}, {size}) float in [-1, 1] (see "
-                         f"minivlm.data.preprocess), got {got}")
+                         f"minivlm.data.preprocess), got {_describe(images)}")
 
 
 class VQVAE(nn.Module):

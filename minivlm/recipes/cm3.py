@@ -26,9 +26,8 @@ from minivlm.models.cm3 import CM3, CM3Config
 from minivlm.models.judge import colours_and_shapes
 from minivlm.models.vqvae import VQVAE, pixels
 from minivlm.recipes.dalle import TEMPERATURE, prompt_captions, score_t2i, text_tokenizer, token_data
-from minivlm.recipes.runs import build_from
-from minivlm.recipes.vq import reconstruct
-from minivlm.train import History, TrainConfig, build, fit, load_checkpoint, pick_device
+from minivlm.recipes.vq import tokenize
+from minivlm.train import History, TrainConfig, build, fit, pick_device
 
 SPAN_KINDS = ("none", "caption", "image", "region", "phrase")
 
@@ -118,7 +117,7 @@ def train_cm3(train_cfg: TrainConfig, vq: VQVAE, data_cfg: CM3Data = CM3Data(), 
             rows.append(model.masked(body, choose_span(kind, len(words[i]), first, data.scenes[i], vq.cfg.grid, rng)))
         return (pad_rows(rows, tok.pad_id).to(device),)
 
-    cfg = TrainConfig(**{**vars(train_cfg), "batch_size": data_cfg.batch_size, "lr": data_cfg.lr})
+    cfg = dataclasses.replace(train_cfg, batch_size=data_cfg.batch_size, lr=data_cfg.lr)
     return model, fit(model, next_batch, cfg, evaluate, desc="CM3")
 
 
@@ -142,6 +141,14 @@ def generate_images(model: CM3, captions: list[str], n: int = 8, temperature: fl
     generator = torch.Generator(model.lm.tok.weight.device).manual_seed(seed)
     out = model.complete(prompts, cfg.grid ** 2, "image", temperature, top_k, generator)
     return torch.tensor(out).reshape(len(captions), n, -1)  # (P, n, grid²)
+
+
+def draw(model: CM3, vq: VQVAE, captions: list[str], n: int = 8, temperature: float = TEMPERATURE, top_k=None,
+         seed: int = 0) -> np.ndarray:
+    """Captions -> n sampled pictures each, uint8 (P, n, 32, 32, 3): `generate_images` decoded by the tokenizer."""
+    codes = generate_images(model, captions, n, temperature, top_k, seed)  # (P, n, grid²)
+    pictures = pixels(vq.decode(codes.flatten(0, 1)))  # (P n, 32, 32, 3)
+    return pictures.reshape(len(captions), n, *pictures.shape[1:])
 
 
 def recolour(scene: Scene, rng: random.Random, which: int = -1) -> tuple[str, str]:
@@ -182,7 +189,7 @@ def infill_images(model: CM3, captions: list[str], codes: torch.Tensor, spans: l
 
 def eval_data(vq: VQVAE, name: str, count: int) -> tuple[ShapesData, torch.Tensor]:
     data = eval_set(name, text_tokenizer()).subset(range(count))
-    return data, reconstruct(vq, data.images)[1]
+    return data, tokenize(vq, data.images)
 
 
 @torch.no_grad()
@@ -205,9 +212,7 @@ def evaluate_cm3(model: CM3, vq: VQVAE, judge, clip=None, n_caption: int = 300, 
                                                      one.scenes[:n_caption]).mean())
     m["caption_em_2obj"] = float(meaning_matches(caption_images(model, two_codes), two.scenes).mean())
     captions = prompt_captions("1obj")
-    drawn = generate_images(model, captions, 8, temperature, top_k, seed)  # (P, 8, grid²)
-    pictures = pixels(vq.decode(drawn.flatten(0, 1))).reshape(*drawn.shape[:2], 32, 32, 3)
-    m.update(score_t2i(judge, clip, pictures, captions, "1obj"))
+    m.update(score_t2i(judge, clip, draw(model, vq, captions, 8, temperature, top_k, seed), captions, "1obj"))
     m["infill_judge_acc"] = infill_accuracy(model, vq, judge, one.scenes[:n_infill], one_codes[:n_infill], rng,
                                             infill_temperature, top_k, seed)
     two_edit = min(n_infill, len(two))
@@ -241,9 +246,3 @@ def infill_colour_words(model: CM3, codes: torch.Tensor, scenes: list[Scene]) ->
         prompts.append(model.masked(body, [(2, 3)])[:-2])  # ends at the tail's <mask:0>
     said = model.complete(prompts, 2, "text")
     return float(np.mean([len(w) > 0 and tok.vocab[w[0]] == s.objects[0].colour for w, s in zip(said, scenes)]))
-
-
-def load_cm3(path, device: str = "cpu") -> tuple[CM3, dict]:
-    """Rebuild a trained model from a checkpoint of kind "cm3"; returns it (in eval mode) and the checkpoint."""
-    ckpt = load_checkpoint(path, "cm3")
-    return build_from(ckpt, path, CM3, CM3Config, device), ckpt

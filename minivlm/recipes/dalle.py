@@ -9,6 +9,7 @@ the toy CLIP scores highest against the caption (Sec. 2.5 of the paper reranks 5
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,9 +23,8 @@ from minivlm.data.world import caption_meaning
 from minivlm.models.dalle import Dalle, DalleConfig
 from minivlm.models.judge import colours_and_shapes
 from minivlm.models.vqvae import VQVAE, pixels
-from minivlm.recipes.runs import build_from
-from minivlm.recipes.vq import reconstruct
-from minivlm.train import History, TrainConfig, build, fit, load_checkpoint, pick_device
+from minivlm.recipes.vq import tokenize
+from minivlm.train import History, TrainConfig, build, fit, pick_device
 
 TEXT_LEN = 14  # <bos> + 12 words (the longest two-object caption) + <eos>
 TEMPERATURE = 0.7  # sampling temperature: 1.0 gave 0.83 of one-object samples right after 240 s, 0.7 gave 0.87
@@ -53,8 +53,7 @@ def dalle_config(vq: VQVAE, **overrides) -> DalleConfig:
 def token_data(vq: VQVAE, n: int, seed, p_two: float = 0.5) -> tuple[ShapesData, torch.Tensor]:
     """n rendered training-split scenes with captions of TEXT_LEN tokens, and their image tokens (n, grid²)."""
     data = make_shapes(n, seed, text_tokenizer(), p_two=p_two, progress=True)
-    _, codes = reconstruct(vq, data.images)  # (n, grid²)
-    return data, codes
+    return data, tokenize(vq, data.images)  # (n, grid²)
 
 
 def train_dalle(train_cfg: TrainConfig, vq: VQVAE, data_cfg: DalleData = DalleData(), evaluate=None,
@@ -70,7 +69,7 @@ def train_dalle(train_cfg: TrainConfig, vq: VQVAE, data_cfg: DalleData = DalleDa
         idx = next(batches).to(device)
         return text[idx], codes[idx]
 
-    cfg = TrainConfig(**{**vars(train_cfg), "batch_size": data_cfg.batch_size, "lr": data_cfg.lr})
+    cfg = dataclasses.replace(train_cfg, batch_size=data_cfg.batch_size, lr=data_cfg.lr)
     return model, fit(model, next_batch, cfg, evaluate, desc="DALL-E")
 
 
@@ -148,9 +147,3 @@ def evaluate_dalle(model: Dalle, vq: VQVAE, judge, clip=None, kinds=tuple(PROMPT
         captions = prompt_captions(kind)
         m.update(score_t2i(judge, clip, draw(model, vq, captions, n, temperature, top_k, seed), captions, kind))
     return m
-
-
-def load_dalle(path, device: str = "cpu") -> tuple[Dalle, dict]:
-    """Rebuild a trained model from a checkpoint of kind "dalle"; returns it (in eval mode) and the checkpoint."""
-    ckpt = load_checkpoint(path, "dalle")
-    return build_from(ckpt, path, Dalle, DalleConfig, device), ckpt

@@ -20,11 +20,11 @@ from PIL import Image
 
 from minivlm.models.cm3 import CM3, CM3Config
 from minivlm.models.dalle import Dalle, DalleConfig
-from minivlm.models.vqvae import pixels
 from minivlm.recipes import vq_cli
 from minivlm.recipes.clip import load_clip
 from minivlm.recipes.clip_cli import frozen_clip
-from minivlm.recipes.cm3 import CM3Data, evaluate_cm3, generate_images, train_cm3
+from minivlm.recipes import cm3 as cm3_recipe
+from minivlm.recipes.cm3 import CM3Data, evaluate_cm3, train_cm3
 from minivlm.recipes.dalle import (DalleData, clip_scores, draw, evaluate_dalle, prompt_captions, text_tokenizer,
                                    train_dalle)
 from minivlm.recipes.runs import (build_from, checkpoint_stats, cli_train_config, peak_rss_mb, print_results,
@@ -78,10 +78,7 @@ def sample_sheet(pictures: np.ndarray, captions: list[str], title: str):
 
 def _samples(model, vq, kind: str, captions: list[str], n: int = 8, seed: int = 0) -> np.ndarray:
     """n pictures per caption, uint8 (P, n, 32, 32, 3), from either kind of model."""
-    if kind == "dalle":
-        return draw(model, vq, captions, n, seed=seed)
-    codes = generate_images(model, captions, n, seed=seed)  # (P, n, grid²)
-    return pixels(vq.decode(codes.flatten(0, 1))).reshape(len(captions), n, 32, 32, 3)
+    return (draw if kind == "dalle" else cm3_recipe.draw)(model, vq, captions, n, seed=seed)
 
 
 def write_report(kind: str, model, vq, metrics: dict, out: Path, history=None) -> None:

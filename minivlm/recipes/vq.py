@@ -84,17 +84,20 @@ def train_vq(train_cfg: TrainConfig, vq_cfg: VQConfig = VQConfig(), n: int = 50_
 
 
 @torch.no_grad()
+def tokenize(vq: VQVAE, images, batch_size: int = 500) -> torch.Tensor:
+    """uint8 images (N, 32, 32, 3) -> their token ids (N, grid²), on the CPU."""
+    device = next(vq.parameters()).device
+    return torch.cat([vq.encode(preprocess(images[i:i + batch_size]).to(device)).cpu()
+                      for i in range(0, len(images), batch_size)])  # (N, grid²)
+
+
+@torch.no_grad()
 def reconstruct(vq: VQVAE, images, batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 images (N, 32, 32, 3) -> their reconstructions through the codes (N, 3, 32, 32) in [-1, 1] and the
     token ids (N, grid²), on the CPU."""
-    device = next(vq.parameters()).device
-    recons, ids = [], []
-    for i in range(0, len(images), batch_size):
-        x = preprocess(images[i:i + batch_size]).to(device)  # (b, 3, 32, 32)
-        tokens = vq.encode(x)  # (b, N)
-        recons.append(vq.decode(tokens).cpu())
-        ids.append(tokens.cpu())
-    return torch.cat(recons), torch.cat(ids)  # (N, 3, 32, 32), (N, grid²)
+    ids = tokenize(vq, images, batch_size)  # (N, grid²)
+    recons = [vq.decode(ids[i:i + batch_size]).cpu() for i in range(0, len(ids), batch_size)]
+    return torch.cat(recons), ids  # (N, 3, 32, 32), (N, grid²)
 
 
 def evaluate_vq(vq: VQVAE, judge: Judge, sets: dict[str, ShapesData]) -> dict[str, float]:
