@@ -164,7 +164,8 @@ def main():
     print(f"  time run: params {result['params']:,}; trained {last['seconds']:.1f} s, {last['samples']:,} samples, "
           f"{result['samples_per_s']:.0f} samples/s; peak RSS {result['peak_rss_mb']:.0f} MB")
     for name, hit in thresholds.items():
-        print(f"  {name:<10} " + (f"at {hit['seconds']:>6.1f} s, {hit['samples']:>7,} samples" if hit else "not reached"))
+        reached = f"at {hit['seconds']:>6.1f} s, {hit['samples']:>7,} samples" if hit else "not reached"
+        print(f"  {name:<10} {reached}")
     for key in ("zero_shot_acc", "heldout_acc", "i2t_r1", "t2i_r1", "i2t_r5", "i2t_r10", "two_obj_i2t_r1"):
         print(f"  final {key:<16} {final[key]:.3f}")
     print(f"  throughput: ours {ours_sps:.0f} samples/s, nn.TransformerEncoderLayer {ref_sps:.0f} samples/s "

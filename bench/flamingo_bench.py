@@ -5,9 +5,12 @@ runs/bench-clip/clip.pt when it is there, else one trained here for 150 s): the 
 separately), then the mixture for 120 s, the captions scored every few training seconds (evaluation time is not
 training time). Reports when 1-object caption EM first reaches 0.95 (target <= 60 s), 2-object EM at 120 s
 (target >= 0.3), and the few-shot curves at 0, 1, 2, 4 shots (target: 4 shots >= 0 shots + 20 points), with the
-gates. Prints the figures and writes bench/results/flamingo_<device>.json. Run alone. About 5 minutes.
+gates. Then the same recipe again with a budget of --short-seconds (59.5: its last step ends before 60 s), as
+`train flamingo --seconds 60` would train it: its schedule decays within that budget, so its 1-object EM at the
+end is the 60 s target's other reading (the 120 s run's curve at 60 s is mid-schedule). Prints the figures and
+writes bench/results/flamingo_<device>.json. Run alone. About 8 minutes.
 
-    python bench/flamingo_bench.py [--clip CKPT] [--seconds 120] [--seed 0]
+    python bench/flamingo_bench.py [--clip CKPT] [--seconds 120] [--short-seconds 59.5] [--seed 0]
 """
 from __future__ import annotations
 
@@ -20,8 +23,8 @@ from generative_bench import CLIP_PATH, curve, run_stats
 from minivlm.data.documents import flamingo_tokenizer
 from minivlm.data.tokenizer import Tokenizer
 from minivlm.recipes.clip import eval_sets, evaluate_clip, load_clip, train_clip
-from minivlm.recipes.flamingo import (LR, FlamingoData, caption_sets, eval_media, evaluate_flamingo,
-                                      train_flamingo)
+from minivlm.recipes.flamingo import (LR, FlamingoData, caption_sets, eval_media, evaluate_captions,
+                                      evaluate_flamingo, train_flamingo)
 from minivlm.train import TrainConfig, pick_device, save_checkpoint
 
 CURVE = ("caption_em", "caption_em_1obj", "caption_em_2obj", "heldout_em")
@@ -31,6 +34,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clip", default=None, help=f"a toy CLIP checkpoint (default: {CLIP_PATH} if present)")
     ap.add_argument("--seconds", type=float, default=120.0, help="Flamingo training seconds (after the LM's)")
+    ap.add_argument("--short-seconds", type=float, default=59.5,
+                    help="budget of the second run, scored at its end for the 60 s target (0: no second run)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--eval-every", type=float, default=10.0)
@@ -58,13 +63,20 @@ def main():
     final = evaluate_flamingo(model, tok, caption_sets(tok, data.res), eval_media(tok, data))
     shots = final["fewshot_acc"]
     one = first_reaching(hist.evals, "caption_em_1obj", 0.95)
+    short = None
+    if args.short_seconds > 0:
+        short_model, short_hist, _ = train_flamingo(TrainConfig(seconds=args.short_seconds, lr=LR, seed=args.seed,
+                                                                device=str(device)), clip, tok, data)
+        short = {**run_stats(short_hist), **evaluate_captions(short_model, tok, caption_sets(tok, data.res))}
     result = {
         "clip": {**clip_info, **{k: clip_metrics[k] for k in ("zero_shot_acc", "heldout_acc")}},
         "lm_pretrain_seconds": round(lm["lm_pretrain_seconds"], 1), "lm_loss": round(lm["lm_loss"], 3),
         **run_stats(hist), "params": sum(p.numel() for p in model.parameters()),
         "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        "final": final, "reached_em_1obj_0.95": one,
-        "targets": {"em_1obj>=0.95 within 60 s": bool(one and one["seconds"] <= 60),
+        "final": final, "reached_em_1obj_0.95": one, "short_run": short,
+        "targets": {"em_1obj>=0.95 within 60 s (the run's curve)": bool(one and one["seconds"] <= 60),
+                    **({"em_1obj>=0.95 within 60 s (a run of that budget)":
+                        short["train_seconds"] <= 60 and short["caption_em_1obj"] >= 0.95} if short else {}),
                     "em_2obj>=0.3 within 120 s": final["caption_em_2obj"] >= 0.3,
                     "4-shot >= 0-shot + 0.2": shots[4] >= shots[0] + 0.2},
         "curve_columns": ["seconds", "samples", *CURVE], "curve": curve(hist, CURVE),
@@ -87,6 +99,10 @@ def report(r: dict, out: Path) -> None:
     for how in ("", "_rices"):
         curve = ", ".join(f"{k}-shot {v:.3f}" for k, v in f[f"fewshot_acc{how}"].items())
         print(f"  few-shot, {'RICES' if how else 'random'} examples: {curve}")
+    if r["short_run"]:
+        s = r["short_run"]
+        print(f"  a {s['train_seconds']} s run: 1-object EM {s['caption_em_1obj']:.3f}, 2-object "
+              f"{s['caption_em_2obj']:.3f}, held-out pairs {s['heldout_em']:.3f} ({s['samples_seen']:,} samples)")
     print("  gates tanh(alpha): " + ", ".join(f"{g['xattn']:+.2f}/{g['dense']:+.2f}" for g in f["gates"]))
     for target, ok in r["targets"].items():
         print(f"  [{'PASS' if ok else 'MISS'}] {target}")

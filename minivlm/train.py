@@ -80,6 +80,12 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Adam
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, betas=cfg.betas)
 
 
+def scenes_for(cfg: TrainConfig, n: int, batch_size: int | None = None) -> int:
+    """How many training examples a recipe should render: n, or under a steps budget no more than the steps x batch
+    (`batch_size`, else cfg's) that it will see, so a 2-step smoke test does not draw 50 000 scenes."""
+    return min(n, cfg.steps * (batch_size or cfg.batch_size)) if cfg.steps else n
+
+
 def batch_len(batch) -> int:
     """How many samples a batch holds: len of its first tensor, or the sum over sub-batches for a mixture that takes
     one batch from each source (a tuple of tuples)."""

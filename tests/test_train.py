@@ -12,7 +12,7 @@ from minivlm.evaluate import embed_images, embed_texts
 from minivlm.models.clip import CLIP
 from minivlm.recipes.clip import evaluate_clip, load_clip, train_clip
 from minivlm.train import CHECKPOINT_FORMAT, TrainConfig, build, fit, load_checkpoint, lr_at, make_optimizer, \
-    pick_device, save_checkpoint
+    pick_device, save_checkpoint, scenes_for
 
 
 class Line(nn.Module):
@@ -71,6 +71,13 @@ def test_cosine_starts_where_warm_up_ends_so_short_runs_have_no_jump():
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without a GPU")
+def test_scenes_for_renders_no_more_than_a_steps_budget_sees():
+    assert scenes_for(TrainConfig(steps=2, batch_size=64), 50_000) == 128
+    assert scenes_for(TrainConfig(steps=2, batch_size=64), 50_000, batch_size=16) == 32  # a source's own batch
+    assert scenes_for(TrainConfig(steps=10_000, batch_size=64), 50_000) == 50_000  # never more than asked
+    assert scenes_for(TrainConfig(seconds=1.0), 50_000) == 50_000  # a time budget: unknown, so all of them
+
+
 def test_pick_device_without_a_gpu():
     assert pick_device("auto") == torch.device("cpu") == pick_device("cpu")
     with pytest.raises(ValueError, match="device: 'cuda' was asked for, but torch sees no CUDA device"):

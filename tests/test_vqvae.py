@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from minivlm.data.images import preprocess
-from minivlm.models.vqvae import VQVAE, VQConfig, dead_code_restarts, pixels
+from minivlm.models.vqvae import VQVAE, VQConfig, dead_code_restarts, distinct_rows, pixels
 from minivlm.recipes.vq import load_vq
 from minivlm.train import TrainConfig, build, fit, save_checkpoint
 
@@ -89,6 +89,19 @@ def test_loss_falls_on_a_tiny_batch(images):
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_distinct_rows_are_torch_unique_rows_in_first_seen_order():
+    g = torch.Generator().manual_seed(0)
+    pool = torch.randn(50, 8, generator=g)  # (50, 8)
+    pick = torch.randint(0, 50, (400,), generator=g)  # many repeats, as the black background gives
+    x = pool[pick]  # (400, 8)
+    x[5, 3] = x[5, 3] + 1e-6  # a row that differs from its twin in one entry only
+    rows = distinct_rows(x)
+    assert torch.equal(torch.unique(rows, dim=0), torch.unique(x, dim=0))  # the reference: the same set of rows
+    assert len(rows) == len(torch.unique(x, dim=0))  # each once
+    first = [min(i for i in range(len(x)) if torch.equal(x[i], r)) for r in rows]
+    assert first == sorted(first)  # in the order they first appear
 
 
 def test_dead_codes_restart_at_the_worst_served_vectors():

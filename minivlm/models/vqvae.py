@@ -34,11 +34,24 @@ class VQConfig:
     restart_dead: bool = True  # restart codes unused in a training batch (see the module docstring)
 
 
+def distinct_rows(x: torch.Tensor) -> torch.Tensor:
+    """x (M, D) float -> its distinct rows (U, D), each kept at its first occurrence, in order: the rows of
+    torch.unique(x, dim=0), which compares rows one by one on the CPU (training ran about 10 % faster without it).
+    Each row gets one key, its dot product in float64 with fixed random weights; equal rows get equal keys, and two
+    different rows share one only by a float64 coincidence (then they count as one restart candidate, no harm)."""
+    w = torch.randn(x.shape[1], generator=torch.Generator().manual_seed(0), dtype=torch.float64)  # (D,) fixed
+    key = (x.double() * w.to(x.device)).sum(-1)  # (M,)
+    _, group = torch.unique(key, return_inverse=True)  # (M,) which distinct key each row has
+    first = torch.full((int(group.max()) + 1,), len(x), device=x.device)  # (U,)
+    first.scatter_reduce_(0, group, torch.arange(len(x), device=x.device), "amin")  # each key's first row
+    return x[first.sort().values]  # (U, D)
+
+
 def dead_code_restarts(z: torch.Tensor, codebook: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """z (B, N, D) encoder outputs, codebook (K, D) -> (dead code ids (M,), their new vectors (M, D)): every code no
     z picks, paired with the distinct z vectors farthest from their nearest code, worst first (at most as many codes
     restart as there are distinct vectors)."""
-    flat = torch.unique(z.reshape(-1, z.shape[-1]), dim=0)  # (U, D): equal vectors (black background) count once
+    flat = distinct_rows(z.reshape(-1, z.shape[-1]))  # (U, D): equal vectors (black background) count once
     _, ids, _, _ = quantize(flat[None], codebook)  # (1, U)
     used = torch.bincount(ids.flatten(), minlength=codebook.shape[0]) > 0  # (K,)
     dead = (~used).nonzero().flatten()[:len(flat)]  # (M,)

@@ -28,7 +28,7 @@ from minivlm.evaluate import caption_scores, meaning_matches
 from minivlm.models.clip import CLIP, CLIPConfig
 from minivlm.models.llava import LLaVA
 from minivlm.recipes.llava import llava_config, vqa_batches
-from minivlm.train import History, TrainConfig, build, fit, pick_device
+from minivlm.train import History, TrainConfig, build, fit, pick_device, scenes_for
 
 PROMPT = f"{IMAGE} what is in the image?"  # the "describe" question of data/questions.py
 
@@ -71,8 +71,8 @@ def train_captioner(train_cfg: TrainConfig, tokenizer: Tokenizer, clip: CLIP | N
     if feature_layer is None:
         feature_layer = -2 if clip is not None else -1
     device = pick_device(train_cfg.device)
-    n = min(data_cfg.n_train, train_cfg.steps * train_cfg.batch_size) if train_cfg.steps else data_cfg.n_train
-    data = make_vqa(n, train_cfg.seed, tokenizer, data_cfg.res, data_cfg.p_two, kinds=("describe",))
+    data = make_vqa(scenes_for(train_cfg, data_cfg.n_train), train_cfg.seed, tokenizer, data_cfg.res, data_cfg.p_two,
+                    kinds=("describe",))
     cfg = dataclasses.replace(llava_config(clip.cfg if clip else CLIPConfig(image_size=data_cfg.res), tokenizer,
                                            feature_layer=feature_layer), freeze_vision=clip is not None)
     model = build(LLaVA, cfg, train_cfg.seed)

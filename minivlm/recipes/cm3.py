@@ -27,7 +27,7 @@ from minivlm.models.judge import colours_and_shapes
 from minivlm.models.vqvae import VQVAE, pixels
 from minivlm.recipes.dalle import TEMPERATURE, prompt_captions, score_t2i, text_tokenizer, token_data
 from minivlm.recipes.vq import tokenize
-from minivlm.train import History, TrainConfig, build, fit, pick_device
+from minivlm.train import History, TrainConfig, build, fit, pick_device, scenes_for
 
 SPAN_KINDS = ("none", "caption", "image", "region", "phrase")
 
@@ -101,7 +101,7 @@ def train_cm3(train_cfg: TrainConfig, vq: VQVAE, data_cfg: CM3Data = CM3Data(), 
     if unknown:
         raise ValueError(f"span_mix: expected kinds among {SPAN_KINDS}, got {sorted(unknown)}")
     device = pick_device(train_cfg.device)
-    data, codes = token_data(vq, data_cfg.n, train_cfg.seed, data_cfg.p_two)
+    data, codes = token_data(vq, scenes_for(train_cfg, data_cfg.n, data_cfg.batch_size), train_cfg.seed, data_cfg.p_two)
     tok = text_tokenizer()
     words = [words_of(t, tok) for t in data.tokens]
     model = build(CM3, model_cfg or cm3_config(vq), train_cfg.seed).to(device)

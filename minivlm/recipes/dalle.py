@@ -24,7 +24,7 @@ from minivlm.models.dalle import Dalle, DalleConfig
 from minivlm.models.judge import colours_and_shapes
 from minivlm.models.vqvae import VQVAE, pixels
 from minivlm.recipes.vq import tokenize
-from minivlm.train import History, TrainConfig, build, fit, pick_device
+from minivlm.train import History, TrainConfig, build, fit, pick_device, scenes_for
 
 TEXT_LEN = 14  # <bos> + 12 words (the longest two-object caption) + <eos>
 TEMPERATURE = 0.7  # sampling temperature: 1.0 gave 0.83 of one-object samples right after 240 s, 0.7 gave 0.87
@@ -60,7 +60,7 @@ def train_dalle(train_cfg: TrainConfig, vq: VQVAE, data_cfg: DalleData = DalleDa
                 model_cfg: DalleConfig | None = None) -> tuple[Dalle, History]:
     """Tokenize data_cfg.n scenes with the (frozen) tokenizer and train a Dalle on [caption, image tokens]."""
     device = pick_device(train_cfg.device)
-    data, codes = token_data(vq, data_cfg.n, train_cfg.seed, data_cfg.p_two)
+    data, codes = token_data(vq, scenes_for(train_cfg, data_cfg.n, data_cfg.batch_size), train_cfg.seed, data_cfg.p_two)
     text, codes = data.tokens.to(device), codes.to(device)  # (N, text_len), (N, grid²)
     model = build(Dalle, model_cfg or dalle_config(vq), train_cfg.seed).to(device)
     batches = shuffled_batches(len(data), data_cfg.batch_size, torch.Generator().manual_seed(train_cfg.seed))

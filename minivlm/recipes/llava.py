@@ -38,7 +38,7 @@ from minivlm.models.clip import CLIP, CLIPConfig
 from minivlm.models.llava import LLaVA, LLaVAConfig
 from minivlm.recipes.lm import lm_config
 from minivlm.recipes.runs import load_run
-from minivlm.train import History, TrainConfig, build, fit, pick_device
+from minivlm.train import History, TrainConfig, build, fit, pick_device, scenes_for
 
 
 @dataclass
@@ -130,10 +130,9 @@ def train_llava(train_cfg: TrainConfig, clip: CLIP, tokenizer: Tokenizer, data_c
     """
     device = pick_device(train_cfg.device)
     cfg1, cfg2 = _stage_configs(train_cfg, data_cfg.stage1_frac)
-    cap = (lambda n, c: min(n, c.steps * c.batch_size) if c.steps else n)
-    stage1 = make_vqa(cap(data_cfg.n_stage1, cfg1), train_cfg.seed, tokenizer, data_cfg.res, data_cfg.p_two,
+    stage1 = make_vqa(scenes_for(cfg1, data_cfg.n_stage1), train_cfg.seed, tokenizer, data_cfg.res, data_cfg.p_two,
                       kinds=("describe",))
-    stage2 = make_vqa(cap(data_cfg.n_stage2, cfg2), train_cfg.seed, tokenizer, data_cfg.res, data_cfg.p_two)
+    stage2 = make_vqa(scenes_for(cfg2, data_cfg.n_stage2), train_cfg.seed, tokenizer, data_cfg.res, data_cfg.p_two)
     model = build(LLaVA, llava_config(clip.cfg, tokenizer, projector, feature_layer), train_cfg.seed)
     model.vision.load_state_dict(clip.visual.state_dict())
     model.to(device)

@@ -18,7 +18,7 @@ from minivlm.data.tokenizer import Tokenizer
 from minivlm.models.judge import Judge, JudgeConfig, judge_accuracy, scene_targets
 from minivlm.models.vqvae import VQVAE, VQConfig, pixels
 from minivlm.recipes.runs import build_from
-from minivlm.train import History, TrainConfig, build, fit, load_checkpoint, pick_device
+from minivlm.train import History, TrainConfig, build, fit, load_checkpoint, pick_device, scenes_for
 
 
 def eval_sets(names=("mixed", "heldout")) -> dict[str, ShapesData]:
@@ -36,8 +36,8 @@ def train_judge(train_cfg: TrainConfig, n: int = 50_000, p_two: float = 0.5, tra
     """Render n scenes of any colour×shape pair from the seed (or take `train_data`) and train a judge on their
     meanings; `curve_set` is scored every `train_cfg.eval_every_s` seconds for the curves."""
     device = pick_device(train_cfg.device)
-    data = train_data or make_shapes(n, f"judge:{train_cfg.seed}", Tokenizer(), p_two=p_two, split="any",
-                                     progress=True)
+    data = train_data or make_shapes(scenes_for(train_cfg, n), f"judge:{train_cfg.seed}", Tokenizer(), p_two=p_two,
+                                     split="any", progress=True)
     images = _images(data, device)
     targets = {h: t.to(device) for h, t in scene_targets(data.scenes).items()}  # each (N,)
     judge = build(Judge, JudgeConfig(), train_cfg.seed).to(device)
@@ -69,7 +69,7 @@ def train_vq(train_cfg: TrainConfig, vq_cfg: VQConfig = VQConfig(), n: int = 50_
     """Render n training-split scenes from the seed (or take `train_data`) and train the tokenizer to reconstruct
     them; with a `judge` and a `curve_set`, the reconstructions are scored for the curves."""
     device = pick_device(train_cfg.device)
-    data = train_data or make_shapes(n, train_cfg.seed, Tokenizer(), p_two=p_two, progress=True)
+    data = train_data or make_shapes(scenes_for(train_cfg, n), train_cfg.seed, Tokenizer(), p_two=p_two, progress=True)
     images = _images(data, device)
     vq = build(VQVAE, vq_cfg, train_cfg.seed).to(device)
     batches = shuffled_batches(len(data), train_cfg.batch_size, torch.Generator().manual_seed(train_cfg.seed))
