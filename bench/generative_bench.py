@@ -29,7 +29,7 @@ from minivlm.data.tokenizer import Tokenizer
 from minivlm.recipes.captioner import evaluate_captioner, train_captioner
 from minivlm.recipes.clip import eval_sets, evaluate_clip, load_clip, train_clip
 from minivlm.recipes.clipcap import evaluate_clipcap, train_clipcap
-from minivlm.recipes.llava import eval_sets as vqa_sets, evaluate_llava, head, train_llava
+from minivlm.recipes.llava import LR as LLAVA_LR, eval_sets as vqa_sets, evaluate_llava, head, train_llava
 from minivlm.train import TrainConfig, pick_device, save_checkpoint
 
 CLIP_PATH = "runs/bench-clip/clip.pt"  # the CLIP a run trains, for --clip in a later run of some parts
@@ -83,8 +83,9 @@ def clipcap(clip, tok, args, device) -> dict:
 def llava(clip, args, device) -> dict:
     tok = instruction_tokenizer()
     sets = vqa_sets(tok)
-    model, hist, stages = train_llava(TrainConfig(seconds=180.0 * args.scale, seed=args.seed, device=str(device),
-                                                  eval_every_s=args.eval_every * 3), clip, tok,
+    cfg = TrainConfig(seconds=180.0 * args.scale, lr=LLAVA_LR, seed=args.seed, device=str(device),
+                      eval_every_s=args.eval_every * 3)
+    model, hist, stages = train_llava(cfg, clip, tok,
                                       curve_sets={"vqa": head(sets["vqa"], 400)})
     m = evaluate_llava(model, tok, sets)
     by = m["vqa_acc_by_type"]

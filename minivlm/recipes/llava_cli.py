@@ -3,6 +3,7 @@ two stages on top; evaluate VQA accuracy by question kind, write metrics.json an
 about a PNG."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -13,7 +14,7 @@ from minivlm.data.images import preprocess
 from minivlm.data.questions import instruction_tokenizer
 from minivlm.data.tokenizer import IMAGE
 from minivlm.recipes.clip_cli import frozen_clip
-from minivlm.recipes.llava import eval_sets, evaluate_llava, head, load_llava, train_llava
+from minivlm.recipes.llava import LR, eval_sets, evaluate_llava, head, load_llava, train_llava
 from minivlm.recipes.runs import (checkpoint_stats, cli_train_config, peak_rss_mb, print_results, run_stats,
                                   show_eval, write_metrics)
 from minivlm.train import save_checkpoint
@@ -34,7 +35,7 @@ def write_report(metrics: dict, out: Path, history=None) -> None:
 
 
 def train(args) -> None:
-    cfg = cli_train_config(args, DEFAULT_SECONDS)
+    cfg = dataclasses.replace(cli_train_config(args, DEFAULT_SECONDS), lr=LR)
     out = Path(args.out or f"runs/llava-seed{args.seed}")
     clip, _, clip_source = frozen_clip(args, DEFAULT_CLIP_SECONDS)  # only its vision tower is used
     tokenizer = instruction_tokenizer()

@@ -35,7 +35,7 @@ from minivlm.data import KINDS, instruction_tokenizer, make_vqa, preprocess, ren
 from minivlm.models.llava import LLaVA
 from minivlm.plots import image_grid
 from minivlm.recipes.clip import notebook_clip
-from minivlm.recipes.llava import eval_sets, evaluate_llava, head, llava_config, prompts, train_llava
+from minivlm.recipes.llava import LR, eval_sets, evaluate_llava, head, llava_config, prompts, train_llava
 from minivlm.train import TrainConfig, build
 
 FAST = fast_mode()
@@ -148,8 +148,8 @@ of stage 2 it answers 400 held-back questions (50 of each kind) for the curve.
 
 code(r"""
 sets = eval_sets(tok)
-model, history, stage_seconds = train_llava(TrainConfig(seconds=SECONDS, eval_every_s=3 if FAST else 10, seed=0),
-                                            clip, tok, curve_sets={"vqa": head(sets["vqa"], 400)})
+cfg = TrainConfig(seconds=SECONDS, lr=LR, eval_every_s=3 if FAST else 10, seed=0)  # LR: the recipe's 1e-3
+model, history, stage_seconds = train_llava(cfg, clip, tok, curve_sets={"vqa": head(sets["vqa"], 400)})
 last = history.steps[-1]
 print(f"{last['samples']:,} exchanges in {last['seconds']:.0f} s;", {k: round(v, 1) for k, v in stage_seconds.items()})
 assert history.steps[-1]["loss"] < history.steps[0]["loss"], "the loss should fall"
