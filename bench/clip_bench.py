@@ -81,6 +81,22 @@ def peak_rss_mb() -> int:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # Linux reports KiB
 
 
+def parse_bench_args(ap: argparse.ArgumentParser, name: str) -> tuple[argparse.Namespace, torch.device, Path]:
+    """Add the options every benchmark has (--seed, --device, --out) to `ap`, parse the command line, and return the
+    arguments, the device and the JSON path: --out, else bench/results/<name>_<device>.json."""
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--out", default=None, help=f"JSON path (default bench/results/{name}_<device>.json)")
+    args = ap.parse_args()
+    device = pick_device(args.device)
+    return args, device, Path(args.out or Path(__file__).parent / "results" / f"{name}_{device.type}.json")
+
+
+def write_result(out: Path, result: dict) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+
+
 def first_reaching(evals, key, target):
     for e in evals:
         if e[key] >= target:
@@ -92,12 +108,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=150.0)
     ap.add_argument("--budget-samples", type=int, default=200_000)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--device", default="auto")
     ap.add_argument("--eval-every", type=float, default=3.0)
-    ap.add_argument("--out", default=None, help="JSON path (default bench/results/clip_<device>.json)")
-    args = ap.parse_args()
-    device = pick_device(args.device)
+    args, device, out = parse_bench_args(ap, "clip")
     tok = Tokenizer()
     sets = eval_sets(tok)
     curve = {k: sets[k] for k in ("zeroshot", "heldout", "mixed")}
@@ -153,9 +165,7 @@ def main():
         "throughput >= 0.9x nn.TransformerEncoderLayer": result["throughput"]["ratio"] >= 0.9,
     }
     result["targets"] = checks
-    out = Path(args.out or Path(__file__).parent / "results" / f"clip_{device.type}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(out, result)
 
     print(f"\ntoy CLIP benchmark on {result['machine']}")
     print(f"  budget run: {short['samples_seen']:,} samples in {short['train_seconds']:.1f} s -> zero-shot "

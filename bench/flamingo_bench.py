@@ -18,14 +18,14 @@ import argparse
 import json
 from pathlib import Path
 
-from clip_bench import first_reaching, machine, peak_rss_mb
+from clip_bench import first_reaching, machine, parse_bench_args, peak_rss_mb, write_result
 from generative_bench import CLIP_PATH, curve, run_stats
 from minivlm.data.documents import flamingo_tokenizer
 from minivlm.data.tokenizer import Tokenizer
 from minivlm.recipes.clip import eval_sets, evaluate_clip, load_clip, train_clip
 from minivlm.recipes.flamingo import (LR, FlamingoData, caption_sets, eval_media, evaluate_captions,
                                       evaluate_flamingo, train_flamingo)
-from minivlm.train import TrainConfig, pick_device, save_checkpoint
+from minivlm.train import TrainConfig, save_checkpoint
 
 CURVE = ("caption_em", "caption_em_1obj", "caption_em_2obj", "heldout_em")
 
@@ -36,13 +36,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=120.0, help="Flamingo training seconds (after the LM's)")
     ap.add_argument("--short-seconds", type=float, default=59.5,
                     help="budget of the second run, scored at its end for the 60 s target (0: no second run)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--device", default="auto")
     ap.add_argument("--eval-every", type=float, default=10.0)
-    ap.add_argument("--out", default=None, help="JSON path (default bench/results/flamingo_<device>.json)")
-    args = ap.parse_args()
-    device = pick_device(args.device)
-    out = Path(args.out or Path(__file__).parent / "results" / f"flamingo_{device.type}.json")
+    args, device, out = parse_bench_args(ap, "flamingo")
 
     clip_path = args.clip or (CLIP_PATH if Path(CLIP_PATH).is_file() else None)
     if clip_path:
@@ -82,8 +77,7 @@ def main():
         "curve_columns": ["seconds", "samples", *CURVE], "curve": curve(hist, CURVE),
         "gates_curve": [[round(e["seconds"], 1), e["gates"]] for e in hist.evals],
         "machine": machine(device), "seed": args.seed, "peak_rss_mb": peak_rss_mb()}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(out, result)
     report(result, out)
 
 

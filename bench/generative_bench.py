@@ -23,14 +23,14 @@ import argparse
 import json
 from pathlib import Path
 
-from clip_bench import first_reaching, machine, peak_rss_mb
+from clip_bench import first_reaching, machine, parse_bench_args, peak_rss_mb, write_result
 from minivlm.data.questions import instruction_tokenizer
 from minivlm.data.tokenizer import Tokenizer
 from minivlm.recipes.captioner import evaluate_captioner, train_captioner
 from minivlm.recipes.clip import eval_sets, evaluate_clip, load_clip, train_clip
 from minivlm.recipes.clipcap import evaluate_clipcap, train_clipcap
 from minivlm.recipes.llava import LR as LLAVA_LR, eval_sets as vqa_sets, evaluate_llava, head, train_llava
-from minivlm.train import TrainConfig, pick_device, save_checkpoint
+from minivlm.train import TrainConfig, save_checkpoint
 
 CLIP_PATH = "runs/bench-clip/clip.pt"  # the CLIP a run trains, for --clip in a later run of some parts
 PARTS = ("captioner", "scratch", "clipcap", "llava")
@@ -85,8 +85,7 @@ def llava(clip, args, device) -> dict:
     sets = vqa_sets(tok)
     cfg = TrainConfig(seconds=180.0 * args.scale, lr=LLAVA_LR, seed=args.seed, device=str(device),
                       eval_every_s=args.eval_every * 3)
-    model, hist, stages = train_llava(cfg, clip, tok,
-                                      curve_sets={"vqa": head(sets["vqa"], 400)})
+    model, hist, stages = train_llava(cfg, clip, tok, curve_sets={"vqa": head(sets["vqa"], 400)})
     m = evaluate_llava(model, tok, sets)
     by = m["vqa_acc_by_type"]
     return {**run_stats(hist), **{k: round(v, 1) for k, v in stages.items()}, **m,
@@ -99,18 +98,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clip", default=None, help="a toy CLIP checkpoint (default: train one for 150 s)")
     ap.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of {PARTS}")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--device", default="auto")
     ap.add_argument("--eval-every", type=float, default=3.0)
     ap.add_argument("--clipcap-seconds", type=float, default=40.0)
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every budget (a quick check: 0.05)")
-    ap.add_argument("--out", default=None, help="JSON path (default bench/results/generative_<device>.json)")
-    args = ap.parse_args()
+    args, device, out = parse_bench_args(ap, "generative")
     parts = args.only.split(",")
     if unknown := set(parts) - set(PARTS):
         ap.error(f"--only: unknown parts {sorted(unknown)}; expected some of {PARTS}")
-    device = pick_device(args.device)
-    out = Path(args.out or Path(__file__).parent / "results" / f"generative_{device.type}.json")
     result = json.loads(out.read_text()) if out.exists() else {}
 
     if args.clip:
@@ -148,8 +142,7 @@ def main():
     result["machine"] = machine(device)
     result["seed"] = args.seed
     result["peak_rss_mb"] = peak_rss_mb()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(out, result)
     report(result, out)
 
 

@@ -20,14 +20,14 @@ import argparse
 import json
 from pathlib import Path
 
-from clip_bench import machine, peak_rss_mb
+from clip_bench import machine, parse_bench_args, peak_rss_mb, write_result
 from generative_bench import curve, run_stats
 from vq_bench import VQ_PATH
 from minivlm.recipes.clip import load_clip
 from minivlm.recipes.cm3 import CM3Data, evaluate_cm3, train_cm3
 from minivlm.recipes.dalle import evaluate_dalle, train_dalle
 from minivlm.recipes.vq import load_judge, load_vq
-from minivlm.train import TrainConfig, pick_device
+from minivlm.train import TrainConfig
 
 CLIP_PATH = "runs/bench-clip/clip.pt"
 CM3_CURVE = ("caption_em_1obj", "t2i_match_1obj", "infill_judge_acc")
@@ -46,15 +46,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dalle-seconds", type=float, default=360.0)
     ap.add_argument("--cm3-seconds", type=float, default=300.0)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--device", default="auto")
     ap.add_argument("--eval-every", type=float, default=60.0)
     ap.add_argument("--vq", default=VQ_PATH, help="the tokenizer, with judge.pt beside it (default: vq_bench's)")
     ap.add_argument("--skip-baseline", action="store_true", help="no left-to-right comparison run")
-    ap.add_argument("--out", default=None, help="JSON path (default bench/results/t2i_<device>.json)")
-    args = ap.parse_args()
-    device = pick_device(args.device)
-    out = Path(args.out or Path(__file__).parent / "results" / f"t2i_{device.type}.json")
+    args, device, out = parse_bench_args(ap, "t2i")
     vq, judge, clip = _load(args.vq, device)
 
     def cfg(seconds):
@@ -91,8 +86,7 @@ def main():
         "cm3 infilling judged right >=0.70 within 300 s": c["infill_judge_acc"] >= 0.7 and args.cm3_seconds <= 300}
     result.update(tokenizer=args.vq, clip=CLIP_PATH, machine=machine(device), seed=args.seed,
                   peak_rss_mb=peak_rss_mb())
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(out, result)
     report(result, out)
 
 

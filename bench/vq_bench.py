@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from clip_bench import first_reaching, machine, peak_rss_mb
+from clip_bench import first_reaching, machine, parse_bench_args, peak_rss_mb, write_result
 from generative_bench import curve, run_stats
 from minivlm.recipes.vq import eval_sets, evaluate_judge, evaluate_vq, train_judge, train_vq
-from minivlm.train import TrainConfig, pick_device, save_checkpoint
+from minivlm.train import TrainConfig, save_checkpoint
 
 CURVE = ("recon_colour_shape_acc", "recon_judge_acc", "recon_mse", "codebook_perplexity", "dead_codes")
 JUDGE_PATH = "runs/bench-vq/judge.pt"  # reusable by `train vq --judge`
@@ -31,13 +31,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--judge-seconds", type=float, default=90.0)
     ap.add_argument("--seconds", type=float, default=180.0, help="tokenizer training seconds")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--device", default="auto")
     ap.add_argument("--eval-every", type=float, default=10.0)
-    ap.add_argument("--out", default=None, help="JSON path (default bench/results/vq_<device>.json)")
-    args = ap.parse_args()
-    device = pick_device(args.device)
-    out = Path(args.out or Path(__file__).parent / "results" / f"vq_{device.type}.json")
+    args, device, out = parse_bench_args(ap, "vq")
     sets = eval_sets()
     curve_set = sets["mixed"].subset(np.arange(500))
 
@@ -61,8 +56,7 @@ def main():
                     "recon colour+shape >=0.95 within 180 s": bool(reached and reached["seconds"] <= 180)},
         "curve_columns": ["seconds", "samples", *CURVE], "curve": curve(hist, CURVE),
         "machine": machine(device), "seed": args.seed, "peak_rss_mb": peak_rss_mb()}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(out, result)
     report(result, out)
 
 
