@@ -65,7 +65,8 @@ def main():
         short = {**run_stats(short_hist), **evaluate_captions(short_model, tok, caption_sets(tok, data.res))}
     result = {
         "clip": {**clip_info, **{k: clip_metrics[k] for k in ("zero_shot_acc", "heldout_acc")}},
-        "lm_pretrain_seconds": round(lm["lm_pretrain_seconds"], 1), "lm_loss": round(lm["lm_loss"], 3),
+        "lm_pretrain_steps": lm["lm_pretrain_steps"], "lm_pretrain_seconds": round(lm["lm_pretrain_seconds"], 1),
+        "lm_loss": round(lm["lm_loss"], 3),
         **run_stats(hist), "params": sum(p.numel() for p in model.parameters()),
         "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "final": final, "reached_em_1obj_0.95": one, "short_run": short,
@@ -85,7 +86,7 @@ def report(r: dict, out: Path) -> None:
     f = r["final"]
     print(f"\nFlamingo benchmark on {r['machine']}")
     print(f"  frozen toy CLIP: zero-shot {r['clip']['zero_shot_acc']:.3f}; LM text-only pretraining "
-          f"{r['lm_pretrain_seconds']} s (loss {r['lm_loss']})")
+          f"{r['lm_pretrain_steps']} steps, {r['lm_pretrain_seconds']} s (loss {r['lm_loss']})")
     print(f"  {r['samples_seen']:,} samples in {r['train_seconds']} s, {r['trainable_params']:,} of {r['params']:,} "
           "parameters trained")
     print("  " + ", ".join(f"{k} {f[k]:.3f}" for k in ("caption_em", "caption_em_1obj", "caption_em_2obj",

@@ -17,7 +17,8 @@ from minivlm.models.clip import CLIP
 from minivlm.models.flamingo import Flamingo
 from minivlm.recipes.clip import clip_config
 from minivlm.recipes.flamingo import (SOURCES, FlamingoData, Mixture, choose_examples, continue_text,
-                                      flamingo_config, fewshot_prompts, make_sources, media_tensor, mixture_batches)
+                                      flamingo_config, fewshot_prompts, lm_pretrain_steps, make_sources, media_tensor,
+                                      mixture_batches)
 from minivlm.recipes.flamingo_cli import parse_prompt
 from minivlm.train import TrainConfig, build, fit, make_optimizer, save_checkpoint
 
@@ -147,6 +148,14 @@ def trained_run(tmp_path_factory):
     return tmp / "run"
 
 
+def test_the_lm_is_pretrained_for_steps_not_seconds():
+    # a frozen LM trained longer is harder to steer, so a faster machine must not pretrain it more
+    data = FlamingoData(lm_steps=300)
+    assert lm_pretrain_steps(TrainConfig(seconds=60.0), data) == 300 == lm_pretrain_steps(TrainConfig(seconds=5.0), data)
+    assert lm_pretrain_steps(TrainConfig(steps=10_000), data) == 300
+    assert lm_pretrain_steps(TrainConfig(steps=200), data) == 20 and lm_pretrain_steps(TrainConfig(steps=2), data) == 1
+
+
 def test_train_writes_the_metrics_the_issue_names(trained_run):
     m = json.loads((trained_run / "metrics.json").read_text())
     assert m["steps"] == 2 and m["seed"] == 1 and m["samples_seen"] == 2 * sum(FlamingoData().batch.values())
@@ -155,6 +164,7 @@ def test_train_writes_the_metrics_the_issue_names(trained_run):
     assert list(m["fewshot_acc"]) == ["0", "1", "2", "4"] == list(m["fewshot_acc_rices"])
     assert len(m["gates"]) == 2 and set(m["gates"][0]) == {"xattn", "dense"}
     assert m["lm_pretrain_seconds"] > 0 and m["train_seconds"] > 0 and m["params"] > m["trainable_params"] > 0
+    assert m["lm_pretrain_steps"] == 1  # a tenth of the 2 steps, at least one
     for name in ("flamingo.pt", "curves.png", "gates.png", "history.json"):
         assert (trained_run / name).is_file(), name
 
@@ -163,7 +173,8 @@ def test_eval_reproduces_the_training_metrics(trained_run, capsys):
     assert main(["eval", "flamingo", str(trained_run / "flamingo.pt")]) == 0
     again = json.loads(capsys.readouterr().out)
     trained = json.loads((trained_run / "metrics.json").read_text())
-    for key in ("caption_em", "video_em", "pair_acc", "fewshot_acc", "gates", "lm_pretrain_seconds", "params"):
+    for key in ("caption_em", "video_em", "pair_acc", "fewshot_acc", "gates", "lm_pretrain_seconds",
+                "lm_pretrain_steps", "params"):
         assert again[key] == trained[key], key
 
 

@@ -70,7 +70,6 @@ def test_cosine_starts_where_warm_up_ends_so_short_runs_have_no_jump():
     assert lr_at(99, 1.0, cfg, warm_end=0.5) == pytest.approx(5e-5)
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without a GPU")
 def test_scenes_for_renders_no_more_than_a_steps_budget_sees():
     assert scenes_for(TrainConfig(steps=2, batch_size=64), 50_000) == 128
     assert scenes_for(TrainConfig(steps=2, batch_size=64), 50_000, batch_size=16) == 32  # a source's own batch
@@ -78,10 +77,17 @@ def test_scenes_for_renders_no_more_than_a_steps_budget_sees():
     assert scenes_for(TrainConfig(seconds=1.0), 50_000) == 50_000  # a time budget: unknown, so all of them
 
 
-def test_pick_device_without_a_gpu():
+def test_pick_device_without_a_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the same check on a machine with a GPU
     assert pick_device("auto") == torch.device("cpu") == pick_device("cpu")
     with pytest.raises(ValueError, match="device: 'cuda' was asked for, but torch sees no CUDA device"):
         pick_device("cuda")
+
+
+def test_pick_device_prefers_a_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_device("auto") == torch.device("cuda") == pick_device("cuda")
+    assert pick_device("cpu") == torch.device("cpu")
 
 
 def test_pick_device_refuses_unknown_names():

@@ -24,7 +24,7 @@ from minivlm.train import save_checkpoint
 
 DEFAULT_SECONDS = 120.0
 CLIP_SECONDS = 100.0  # the toy CLIP trained first when neither --clip nor --clip-steps is given
-SETTING = ("lm_pretrain_seconds", "lm_loss", "trainable_params")  # kept in the checkpoint
+SETTING = ("lm_pretrain_steps", "lm_pretrain_seconds", "lm_loss", "trainable_params")  # kept in the checkpoint
 HEADLINE = ("caption_em", "caption_em_1obj", "caption_em_2obj", "heldout_em", "video_em", "pair_acc")
 MARKER = re.compile(r"<image:([^>]+)>")
 
