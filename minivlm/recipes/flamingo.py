@@ -14,9 +14,10 @@ writing alpha = s * a and training a, as some implementations do); the blocks st
 initialisation, and tanh(alpha) now shows how far each layer opens. At 30x they saturate within 20 steps and the
 captions go unstable; 5x is used.
 
-Recipe: the d128 x 2 LM of recipes/lm.py pretrained 300 steps (15 s on 2 cores); 16 latents from a 2-layer resampler over the ViT's layer
-before the last; a gated block before each LM block; per update 64 captions, 16 videos, 16 documents and 16
-two-image questions, loss weights 1, 0.5, 1, 0.5; lr 2e-3 (AdamW, 50 warm-up steps, cosine to 5 %).
+Recipe: the d128 x 2 LM of recipes/lm.py pretrained 300 steps (15 s on 2 cores); 16 latents from a 2-layer
+resampler over the ViT's layer before the last; a gated block before each LM block; per update 64 captions, 16
+videos, 16 documents and 16 two-image questions, loss weights 1, 0.5, 1, 0.5; lr 2e-3 (AdamW, 50 warm-up steps,
+cosine to 5 %).
 Measured by bench/flamingo_bench.py (2 cores, 120 s after the LM's 15 s): one-object caption EM 0.98 at 56 s and
 0.99 at 120 s (0.970 after a 59.5 s run; 0.95 takes about 60k samples), held-out pairs 0.75; few-shot
 accuracy 0 at 0 shots (the model captions), 0.99 from one shot on.
@@ -305,7 +306,8 @@ def train_flamingo(train_cfg: TrainConfig, clip: CLIP, tokenizer: Tokenizer, dat
     sources = make_sources(data, train_cfg.seed, tokenizer, train_cfg)
     texts = torch.cat([sources[s].tokens for s in SOURCES])  # (N, L)
     cfg = flamingo_config(clip, tokenizer, data, **overrides)
-    lm, lm_hist = pretrain_lm(TrainConfig(steps=lm_pretrain_steps(train_cfg, data), seed=train_cfg.seed, device=train_cfg.device), cfg.lm, texts)
+    lm_cfg = TrainConfig(steps=lm_pretrain_steps(train_cfg, data), seed=train_cfg.seed, device=train_cfg.device)
+    lm, lm_hist = pretrain_lm(lm_cfg, cfg.lm, texts)
     model = build(Flamingo, cfg, train_cfg.seed)
     model.vision.load_state_dict(clip.visual.state_dict())
     model.lm.load_state_dict(lm.state_dict())
