@@ -35,7 +35,7 @@ bench: $(VENV)/.demo
 	$(PY) bench/clip_bench.py
 	$(PY) bench/generative_bench.py
 	$(PY) -m minivlm train clip --seconds 300 --out runs/bench-clip-300
-	$(PY) bench/generative_bench.py --clip runs/bench-clip-300/clip.pt --only llava --out bench/results/llava_cpu.json
+	$(PY) bench/generative_bench.py --clip runs/bench-clip-300/clip.pt --only llava
 	$(PY) bench/flamingo_bench.py
 	$(PY) bench/vq_bench.py
 	$(PY) bench/t2i_bench.py

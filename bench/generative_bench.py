@@ -6,14 +6,15 @@ seconds (evaluation time is not training time):
              layer and (another run) the one before: when semantic EM first reaches 0.5 (target <= 20 s),
              1-object EM 0.95 (<= 30 s) and EM 0.7 (<= 100 s);
   scratch    the same captioner with its vision tower trained from scratch, 150 s: EM 0.5 (target <= 150 s);
-  clipcap    ClipCap, MLP mapper + fine-tuned LM and transformer mapper + frozen LM (10 s text pretraining), for
-             k = 1, 4, 10 prefix embeddings, 40 s each: EM of every setting;
+  clipcap    ClipCap, MLP mapper + fine-tuned LM and transformer mapper + frozen LM (200 steps of text
+             pretraining), for k = 1, 4, 10 prefix embeddings, 40 s each: EM of every setting;
   llava      LLaVA, both stages in 180 s: VQA accuracy by question kind (targets: >= 0.9 colour/shape/size, >= 0.75
              position/relation);
 and the held-out compositions (unseen colour×shape pairs) of every model next to CLIP's zero-shot accuracy on them.
 The frozen CLIP is --clip, or trained first for 150 s (seed --seed), the toy CLIP benchmark's budget, and saved for
 a later --clip. Prints the figures and updates bench/results/generative_<device>.json (a part not run keeps its
-earlier figures). Run alone: two jobs side by side make every timing meaningless. About 20 minutes.
+earlier figures; --only llava alone writes bench/results/llava_<device>.json). Run alone: two jobs side by side
+make every timing meaningless. About 20 minutes.
 
     python bench/generative_bench.py [--clip CKPT] [--only captioner,scratch,clipcap,llava] [--seed 0]
 """
@@ -29,6 +30,7 @@ from minivlm.data.tokenizer import Tokenizer
 from minivlm.recipes.captioner import evaluate_captioner, train_captioner
 from minivlm.recipes.clip import eval_sets, evaluate_clip, load_clip, train_clip
 from minivlm.recipes.clipcap import evaluate_clipcap, train_clipcap
+from minivlm.recipes.clipcap_cli import LM_STEPS
 from minivlm.recipes.llava import LR as LLAVA_LR, eval_sets as vqa_sets, evaluate_llava, head, train_llava
 from minivlm.train import TrainConfig, save_checkpoint
 
@@ -71,10 +73,11 @@ def clipcap(clip, tok, args, device) -> dict:
         for k in (1, 4, 10):
             cfg = TrainConfig(seconds=args.clipcap_seconds * args.scale, seed=args.seed, device=str(device))
             model, hist, lm_hist = train_clipcap(cfg, clip, tok, mapper, k, frozen,
-                                                 lm_seconds=10.0 * args.scale if frozen else 0)
+                                                 lm_steps=max(1, round(LM_STEPS * args.scale)) if frozen else 0)
             m = evaluate_clipcap(model, tok, sets)
             runs[f"{mapper}{'-frozen-lm' if frozen else '-finetuned-lm'}-k{k}"] = {
                 "mapper": mapper, "freeze_lm": frozen, "prefix_len": k, **run_stats(hist),
+                "lm_pretrain_steps": lm_hist.steps[-1]["step"] if lm_hist else 0,
                 "lm_pretrain_seconds": round(lm_hist.steps[-1]["seconds"], 1) if lm_hist else 0.0,
                 **{key: m[key] for key in CAPTION_KEYS}}
     return runs
@@ -105,6 +108,8 @@ def main():
     parts = args.only.split(",")
     if unknown := set(parts) - set(PARTS):
         ap.error(f"--only: unknown parts {sorted(unknown)}; expected some of {PARTS}")
+    if parts == ["llava"] and args.out is None:  # LLaVA alone (on a longer-trained CLIP) has a file of its own
+        out = out.with_name(f"llava_{device.type}.json")
     result = json.loads(out.read_text()) if out.exists() else {}
 
     if args.clip:

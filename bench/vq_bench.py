@@ -19,7 +19,7 @@ import numpy as np
 
 from clip_bench import first_reaching, machine, parse_bench_args, peak_rss_mb, write_result
 from generative_bench import curve, run_stats
-from minivlm.recipes.vq import eval_sets, evaluate_judge, evaluate_vq, train_judge, train_vq
+from minivlm.recipes.vq import BATCH_SIZE, LR, eval_sets, evaluate_judge, evaluate_vq, train_judge, train_vq
 from minivlm.train import TrainConfig, save_checkpoint
 
 CURVE = ("recon_colour_shape_acc", "recon_judge_acc", "recon_mse", "codebook_perplexity", "dead_codes")
@@ -41,10 +41,11 @@ def main():
     judge_metrics = evaluate_judge(judge, sets)
     save_checkpoint(JUDGE_PATH, judge, "judge", judge.cfg, judge_cfg, extra=run_stats(judge_hist))
 
-    vq, hist = train_vq(TrainConfig(seconds=args.seconds, seed=args.seed, device=str(device),
-                                    eval_every_s=args.eval_every), judge=judge, curve_set=curve_set)
+    vq_cfg = TrainConfig(seconds=args.seconds, batch_size=BATCH_SIZE, lr=LR, seed=args.seed, device=str(device),
+                         eval_every_s=args.eval_every)
+    vq, hist = train_vq(vq_cfg, judge=judge, curve_set=curve_set)
     final = evaluate_vq(vq, judge, sets)
-    save_checkpoint(VQ_PATH, vq, "vq", vq.cfg, TrainConfig(seconds=args.seconds, seed=args.seed), extra=run_stats(hist))
+    save_checkpoint(VQ_PATH, vq, "vq", vq.cfg, vq_cfg, extra=run_stats(hist))
     reached = first_reaching(hist.evals, "recon_colour_shape_acc", 0.95)
     result = {
         "judge": {**run_stats(judge_hist), **judge_metrics, "params": sum(p.numel() for p in judge.parameters()),

@@ -61,7 +61,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--prefix-len", type=_positive(int), default=4, help="clipcap: prefix embeddings k (default 4)")
     lm = t.add_mutually_exclusive_group()
     lm.add_argument("--freeze-lm", dest="freeze_lm", action="store_true",
-                    help="clipcap: freeze the LM, pretrained on captions alone for 10 s first")
+                    help="clipcap: freeze the LM, pretrained on captions alone for 200 steps first")
     lm.add_argument("--finetune-lm", dest="freeze_lm", action="store_false",
                     help="clipcap: train the LM from scratch with the mapper (default)")
     e = sub.add_parser("eval", allow_abbrev=False, help="re-evaluate a checkpoint")

@@ -67,3 +67,12 @@ def test_caption_refuses_a_missing_image_and_a_clip_checkpoint(trained_run, tmp_
     assert main(["caption", str(out.parent / "clip.pt"), SAMPLE]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2 and "image: cannot read" in err[0] and "holds a 'clip' model, expected 'clipcap'" in err[1]
+
+
+def test_a_frozen_lm_is_pretrained_for_a_tenth_of_a_steps_budget(trained_run, tmp_path, capsys):
+    clip = trained_run[0].parent / "clip.pt"
+    assert main(["train", "clipcap", "--steps", "20", "--clip", str(clip), "--freeze-lm", "--mapper", "transformer",
+                 "--out", str(tmp_path)]) == 0
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["freeze_lm"] is True and m["lm_pretrain_steps"] == 2 and m["lm_pretrain_seconds"] > 0
+    assert m["steps"] == 20 and m["params"] > m["trainable_params"]

@@ -10,6 +10,8 @@ from PIL import Image
 
 from cli_run import run_cli
 from minivlm.__main__ import main
+from minivlm.recipes.vq import BATCH_SIZE, LR
+from minivlm.train import load_checkpoint
 
 KEYS = {"dalle": ("t2i_match_1obj", "t2i_match_1obj_rerank8", "t2i_match_2obj", "t2i_exact_2obj",
                   "t2i_match_heldout", "judge_acc"),
@@ -47,6 +49,9 @@ def test_train_writes_metrics_and_files(runs, kind):
     assert "results (" in results[kind].stdout
     if kind == "cm3":
         assert metrics["vq_checkpoint"].endswith("vq.pt") and metrics["clip_checkpoint"].endswith("clip.pt")
+    else:  # the tokenizer trained here follows the tokenizer's recipe, as `train vq` does
+        vq_cfg = load_checkpoint(out / "vq.pt", "vq")["train_config"]
+        assert (vq_cfg["batch_size"], vq_cfg["lr"], vq_cfg["steps"]) == (BATCH_SIZE, LR, 2)
 
 
 @pytest.mark.parametrize("kind", ["dalle", "cm3"])

@@ -8,6 +8,8 @@ import pytest
 
 from cli_run import run_cli as _run
 from minivlm.__main__ import main
+from minivlm.recipes.vq import BATCH_SIZE, LR
+from minivlm.train import load_checkpoint
 
 KEYS = ("recon_judge_acc", "recon_colour_shape_acc", "recon_mse", "codebook_perplexity", "dead_codes", "judge_acc",
         "judge_acc_1obj", "judge_acc_2obj", "judge_heldout_acc", "heldout_recon_colour_shape_acc")
@@ -31,13 +33,19 @@ def test_train_writes_metrics_and_files(trained_run):
     for key in KEYS[:2] + KEYS[5:]:
         assert 0.0 <= metrics[key] <= 1.0, key
     assert 1.0 <= metrics["codebook_perplexity"] <= 512 and 0 <= metrics["dead_codes"] < 512
-    assert metrics["steps"] == 2 and metrics["samples_seen"] == 256 and metrics["seed"] == 0
+    assert metrics["steps"] == 2 and metrics["samples_seen"] == 2 * BATCH_SIZE and metrics["seed"] == 0
     assert metrics["train_seconds"] > 0 and metrics["judge_train_seconds"] > 0
     assert 200_000 <= metrics["params"] <= 300_000
     for name in FILES:
         assert (out / name).stat().st_size > 0, name
     assert (out / "reconstructions.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "results (" in result.stdout and "recon_judge_acc" in result.stdout
+
+
+def test_the_tokenizer_trains_with_its_recipes_batch_and_lr(trained_run):
+    train_cfg = load_checkpoint(trained_run[0] / "vq.pt", "vq")["train_config"]
+    assert (train_cfg["batch_size"], train_cfg["lr"]) == (BATCH_SIZE, LR) == (64, 6e-3)
+    assert load_checkpoint(trained_run[0] / "judge.pt", "judge")["train_config"]["batch_size"] == 128
 
 
 def test_eval_reproduces_the_training_metrics(trained_run, tmp_path):

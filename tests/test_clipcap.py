@@ -132,7 +132,7 @@ def test_lm_pretrained_after_a_blank_prefix(tokenizer):
 
 def test_recipe_refuses_an_untrained_frozen_lm_and_a_mismatched_lm(tokenizer, tiny_cfg):
     clip = build(ClipCap, tiny(tokenizer, tiny_cfg), seed=0).clip
-    with pytest.raises(ValueError, match="lm, lm_seconds: a frozen LM must be pretrained"):
+    with pytest.raises(ValueError, match="lm, lm_steps: a frozen LM must be pretrained"):
         train_clipcap(TrainConfig(steps=1), clip, tokenizer, freeze_lm=True)
     lm = build(ClipCap, clipcap_config(clip, tokenizer, prefix_len=2), seed=0).lm
     with pytest.raises(ValueError, match=r"lm: expected a LM with config .*prefix_len=4"):

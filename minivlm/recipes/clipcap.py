@@ -72,11 +72,11 @@ def evaluate_clipcap(model: ClipCap, tokenizer: Tokenizer, sets: dict, show: int
 
 def train_clipcap(train_cfg: TrainConfig, clip: CLIP, tokenizer: Tokenizer, mapper: str = "mlp",
                   prefix_len: int = 4, freeze_lm: bool = False, lm: CausalLM | None = None,
-                  lm_seconds: float = 0.0, data_cfg: ClipCapData = ClipCapData(),
+                  lm_steps: int = 0, data_cfg: ClipCapData = ClipCapData(),
                   curve_sets: dict | None = None) -> tuple[ClipCap, History, History | None]:
     """Build ClipCap from the seed around the trained `clip` (copied, then frozen) and train it on captions.
 
-    The LM starts from `lm` (built by `lm_config(tokenizer, prefix_len)`), or is pretrained here for `lm_seconds`
+    The LM starts from `lm` (built by `lm_config(tokenizer, prefix_len)`), or is pretrained here for `lm_steps`
     on captions alone after a blank prefix, or (fine-tuned only) starts from scratch. Returns the model, its
     history and the LM pretraining's history (None without one). `curve_sets` as in `evaluate_clipcap`.
     """
@@ -84,11 +84,12 @@ def train_clipcap(train_cfg: TrainConfig, clip: CLIP, tokenizer: Tokenizer, mapp
     if lm is not None and lm.cfg != cfg.lm:
         raise ValueError(f"lm: expected a LM with config {cfg.lm} (lm_config(tokenizer, prefix_len={prefix_len})), "
                          f"got {lm.cfg}")
-    if freeze_lm and lm is None and lm_seconds <= 0:
-        raise ValueError("lm, lm_seconds: a frozen LM must be pretrained: pass a trained lm or lm_seconds > 0")
+    if freeze_lm and lm is None and lm_steps <= 0:
+        raise ValueError("lm, lm_steps: a frozen LM must be pretrained: pass a trained lm or lm_steps > 0")
     lm_history = None
-    if lm is None and lm_seconds > 0:
-        lm_cfg = TrainConfig(seconds=lm_seconds, seed=train_cfg.seed, device=train_cfg.device)
+    if lm is None and lm_steps > 0:
+        # in steps, not seconds: a frozen LM trained longer (a faster machine's seconds) is harder to steer
+        lm_cfg = TrainConfig(steps=lm_steps, seed=train_cfg.seed, device=train_cfg.device)
         lm, lm_history = train_lm(lm_cfg, tokenizer=tokenizer, prefix_len=prefix_len)
     device = pick_device(train_cfg.device)
     model = build(ClipCap, cfg, train_cfg.seed)

@@ -29,7 +29,7 @@ from minivlm.recipes.dalle import (DalleData, clip_scores, draw, evaluate_dalle,
                                    train_dalle)
 from minivlm.recipes.runs import (build_from, checkpoint_stats, cli_train_config, peak_rss_mb, print_results,
                                   run_stats, show_eval, write_metrics)
-from minivlm.recipes.vq import eval_sets, evaluate_judge, load_judge, load_vq, train_vq
+from minivlm.recipes.vq import BATCH_SIZE, LR, eval_sets, evaluate_judge, load_judge, load_vq, train_vq
 from minivlm.train import TrainConfig, load_checkpoint, save_checkpoint
 
 DEFAULT_SECONDS = {"dalle": 360.0, "cm3": 300.0}
@@ -56,7 +56,7 @@ def image_tokenizer(args, out: Path) -> tuple[torch.nn.Module, torch.nn.Module, 
         return vq, judge, {"vq_checkpoint": str(args.vq)}
     judge, info = vq_cli.get_judge(args, out, eval_sets(("mixed",)))
     budget = dict(steps=args.steps) if args.steps else dict(seconds=vq_cli.DEFAULT_SECONDS)
-    cfg = TrainConfig(**budget, seed=args.seed, device=args.device)
+    cfg = TrainConfig(**budget, batch_size=BATCH_SIZE, lr=LR, seed=args.seed, device=args.device)
     vq, history = train_vq(cfg)
     save_checkpoint(out / "vq.pt", vq, "vq", vq.cfg, cfg, extra={"train_seconds": history.steps[-1]["seconds"]})
     return vq, judge, {**info, "vq_train_seconds": history.steps[-1]["seconds"]}

@@ -3,6 +3,7 @@
 `eval vq CKPT` reads the judge.pt that training wrote beside the tokenizer's checkpoint."""
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -13,8 +14,8 @@ from minivlm.models.vqvae import pixels
 from minivlm.plots import training_curves
 from minivlm.recipes.runs import (checkpoint_stats, cli_train_config, peak_rss_mb, print_results, run_stats,
                                   show_eval, write_metrics)
-from minivlm.recipes.vq import (eval_sets, evaluate_judge, evaluate_vq, load_judge, load_vq, reconstruct,
-                                train_judge, train_vq)
+from minivlm.recipes.vq import (BATCH_SIZE, LR, eval_sets, evaluate_judge, evaluate_vq, load_judge, load_vq,
+                                reconstruct, train_judge, train_vq)
 from minivlm.train import TrainConfig, save_checkpoint
 
 DEFAULT_SECONDS = 180.0  # the issue's budget for the tokenizer
@@ -66,7 +67,7 @@ def get_judge(args, out: Path, sets) -> tuple[torch.nn.Module, dict]:
 
 
 def train(args) -> None:
-    cfg = cli_train_config(args, DEFAULT_SECONDS)
+    cfg = dataclasses.replace(cli_train_config(args, DEFAULT_SECONDS), batch_size=BATCH_SIZE, lr=LR)
     out = Path(args.out or f"runs/vq-seed{args.seed}")
     sets = eval_sets()
     judge, judge_info = get_judge(args, out, sets)
