@@ -18,10 +18,11 @@ Recipe: the d128 x 2 LM of recipes/lm.py pretrained 300 steps (15 s on 2 cores);
 resampler over the ViT's layer before the last; a gated block before each LM block; per update 64 captions, 16
 videos, 16 documents and 16 two-image questions, loss weights 1, 0.5, 1, 0.5; lr 2e-3 (AdamW, 50 warm-up steps,
 cosine to 5 %).
-Measured by bench/flamingo_bench.py (2 cores, 120 s after the LM's 15 s): one-object caption EM 0.98 at 56 s and
-0.99 at 120 s (0.970 after a 59.5 s run; 0.95 takes about 60k samples), held-out pairs 0.75; few-shot
+Measured by bench/flamingo_bench.py (2 cores, 120 s after the LM's 300 steps): one-object caption EM 0.976 at 46 s
+and 0.984 at 120 s (0.964 after a 59.5 s run; 0.95 takes 52-66k samples), held-out pairs 0.77; few-shot
 accuracy 0 at 0 shots (the model captions), 0.99 from one shot on.
-Two-object captions stay near 0.01-0.05: `relation_probe` shows the layout never reaches the text (bench/README.md).
+Two-object captions stay near 0.01-0.05: `relation_probe` shows the layout never reaches the text; fixed 2-D
+positions added before the resampler bring it there, and the captions still fail (bench/README.md).
 The LM's pretraining is counted in steps, not seconds: a frozen LM trained longer is harder to steer. Pretrained
 for 75 s on 2 cores (loss 0.833 against 0.847), the same 60 s of Flamingo reach one-object EM 0.35, not 0.97; a GPU's
 15 s did the same (0.52).
