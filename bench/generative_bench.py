@@ -29,8 +29,7 @@ from minivlm.data.questions import instruction_tokenizer
 from minivlm.data.tokenizer import Tokenizer
 from minivlm.recipes.captioner import evaluate_captioner, train_captioner
 from minivlm.recipes.clip import eval_sets, evaluate_clip, load_clip, train_clip
-from minivlm.recipes.clipcap import evaluate_clipcap, train_clipcap
-from minivlm.recipes.clipcap_cli import LM_STEPS
+from minivlm.recipes.clipcap import LM_STEPS, evaluate_clipcap, train_clipcap
 from minivlm.recipes.llava import LR as LLAVA_LR, eval_sets as vqa_sets, evaluate_llava, head, train_llava
 from minivlm.train import TrainConfig, save_checkpoint
 

@@ -17,9 +17,10 @@ from minivlm.models.clip import CLIP
 from minivlm.models.flamingo import Flamingo
 from minivlm.recipes.clip import clip_config
 from minivlm.recipes.flamingo import (SOURCES, FlamingoData, Mixture, choose_examples, continue_text,
-                                      flamingo_config, fewshot_prompts, lm_pretrain_steps, make_sources, media_tensor,
+                                      flamingo_config, fewshot_prompts, make_sources, media_tensor,
                                       mixture_batches)
 from minivlm.recipes.flamingo_cli import parse_prompt
+from minivlm.recipes.lm import pretrain_steps
 from minivlm.train import TrainConfig, build, fit, make_optimizer, save_checkpoint
 
 SAMPLES = Path(__file__).parent.parent / "data_samples"
@@ -150,11 +151,11 @@ def trained_run(tmp_path_factory):
 
 def test_the_lm_is_pretrained_for_steps_not_seconds():
     # a frozen LM trained longer is harder to steer, so a faster machine must not pretrain it more
-    data = FlamingoData(lm_steps=300)
-    assert lm_pretrain_steps(TrainConfig(seconds=60.0), data) == 300
-    assert lm_pretrain_steps(TrainConfig(seconds=5.0), data) == 300
-    assert lm_pretrain_steps(TrainConfig(steps=10_000), data) == 300
-    assert lm_pretrain_steps(TrainConfig(steps=200), data) == 20 and lm_pretrain_steps(TrainConfig(steps=2), data) == 1
+    steps = FlamingoData(lm_steps=300).lm_steps
+    assert pretrain_steps(TrainConfig(seconds=60.0), steps) == 300
+    assert pretrain_steps(TrainConfig(seconds=5.0), steps) == 300
+    assert pretrain_steps(TrainConfig(steps=10_000), steps) == 300
+    assert pretrain_steps(TrainConfig(steps=200), steps) == 20 and pretrain_steps(TrainConfig(steps=2), steps) == 1
 
 
 def test_train_writes_the_metrics_the_issue_names(trained_run):

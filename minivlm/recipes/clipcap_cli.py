@@ -10,14 +10,14 @@ import torch
 from minivlm.data.folder import load_image
 from minivlm.recipes.clip import eval_sets
 from minivlm.recipes.clip_cli import frozen_clip
-from minivlm.recipes.clipcap import caption_images, evaluate_clipcap, load_clipcap, train_clipcap
+from minivlm.recipes.clipcap import LM_STEPS, caption_images, evaluate_clipcap, load_clipcap, train_clipcap
+from minivlm.recipes.lm import pretrain_steps
 from minivlm.recipes.runs import (checkpoint_stats, cli_train_config, peak_rss_mb, print_results, run_stats,
                                   show_eval, write_metrics)
 from minivlm.train import save_checkpoint
 
 DEFAULT_SECONDS = 60.0
 CLIP_SECONDS = 100.0  # the toy CLIP trained first when neither --clip nor --clip-steps is given
-LM_STEPS = 200  # text-only pretraining of a frozen LM (--freeze-lm), batch 128: what 10 s gave on 2 cores
 SETTING = ("mapper", "prefix_len", "freeze_lm", "trainable_params", "lm_pretrain_steps",
            "lm_pretrain_seconds")  # kept in the checkpoint
 HEADLINE = ("caption_em", "caption_em_1obj", "caption_em_2obj", "heldout_em", "bleu4", "val_ce")
@@ -38,9 +38,8 @@ def train(args) -> None:
     out = Path(args.out or f"runs/clipcap-seed{args.seed}")
     clip, tokenizer, clip_stats = frozen_clip(args, CLIP_SECONDS)
     sets = eval_sets(tokenizer, clip.cfg.image_size, names=("mixed", "heldout"))
-    lm_steps = LM_STEPS if cfg.steps is None else min(LM_STEPS, max(1, cfg.steps // 10))  # a short run: fewer
     model, history, lm_history = train_clipcap(cfg, clip, tokenizer, args.mapper, args.prefix_len, args.freeze_lm,
-                                               lm_steps=lm_steps if args.freeze_lm else 0,
+                                               lm_steps=pretrain_steps(cfg, LM_STEPS) if args.freeze_lm else 0,
                                                curve_sets={"mixed": sets["mixed"]})
     stats = run_stats(model, history, args.seed)
     setting = {"mapper": args.mapper, "prefix_len": args.prefix_len, "freeze_lm": args.freeze_lm,

@@ -46,7 +46,7 @@ from minivlm.evaluate import caption_scores, meaning_matches
 from minivlm.models.clip import CLIP
 from minivlm.models.flamingo import Flamingo, FlamingoConfig
 from minivlm.models.lm import CausalLM, LMConfig
-from minivlm.recipes.lm import lm_config
+from minivlm.recipes.lm import lm_config, pretrain_steps
 from minivlm.recipes.runs import load_run
 from minivlm.train import History, TrainConfig, build, fit, pick_device, scenes_for
 
@@ -291,12 +291,6 @@ def evaluate_flamingo(model: Flamingo, tokenizer: Tokenizer, captions: dict, med
     return m
 
 
-def lm_pretrain_steps(train_cfg: TrainConfig, data: FlamingoData) -> int:
-    """The LM's text-only pretraining: `data.lm_steps` whatever the machine's speed, at most a tenth of a steps
-    budget (so a 2-step smoke test stays short)."""
-    return min(data.lm_steps, max(1, train_cfg.steps // 10)) if train_cfg.steps else data.lm_steps
-
-
 def train_flamingo(train_cfg: TrainConfig, clip: CLIP, tokenizer: Tokenizer, data: FlamingoData = FlamingoData(),
                    curve: dict | None = None, **overrides) -> tuple[Flamingo, History, dict]:
     """Pretrain the LM text-only for `data.lm_steps` (at most a tenth of a steps budget), freeze it, then train the
@@ -307,7 +301,7 @@ def train_flamingo(train_cfg: TrainConfig, clip: CLIP, tokenizer: Tokenizer, dat
     sources = make_sources(data, train_cfg.seed, tokenizer, train_cfg)
     texts = torch.cat([sources[s].tokens for s in SOURCES])  # (N, L)
     cfg = flamingo_config(clip, tokenizer, data, **overrides)
-    lm_cfg = TrainConfig(steps=lm_pretrain_steps(train_cfg, data), seed=train_cfg.seed, device=train_cfg.device)
+    lm_cfg = TrainConfig(steps=pretrain_steps(train_cfg, data.lm_steps), seed=train_cfg.seed, device=train_cfg.device)
     lm, lm_hist = pretrain_lm(lm_cfg, cfg.lm, texts)
     model = build(Flamingo, cfg, train_cfg.seed)
     model.vision.load_state_dict(clip.visual.state_dict())

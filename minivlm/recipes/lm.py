@@ -86,6 +86,13 @@ def train_lm(train_cfg: TrainConfig, data_cfg: LMData = LMData(), tokenizer: Tok
     return model, fit(model, lambda: (tokens[next(batches).to(device)], blank), train_cfg, evaluate, desc="toy LM")
 
 
+def pretrain_steps(train_cfg: TrainConfig, steps: int) -> int:
+    """Steps of text-only pretraining for a LM that will then be frozen (ClipCap, Flamingo): `steps` whatever the
+    machine's speed, since a frozen LM trained longer is harder to steer, but at most a tenth of a steps budget (so a
+    2-step smoke test stays short)."""
+    return min(steps, max(1, train_cfg.steps // 10)) if train_cfg.steps else steps
+
+
 def load_lm(path, device: str = "cpu") -> tuple[CausalLM, Tokenizer, dict]:
     """Rebuild a trained LM and its tokenizer from a checkpoint written by the CLI or `save_checkpoint`."""
     return load_run(path, "lm", CausalLM, LMConfig, device)

@@ -212,7 +212,8 @@ md(r"""
 Read the numbers: one-object prompts are mostly drawn right, and CLIP's top-1 of 8 is better still — reranking
 spends compute at sampling time instead of training time. Held-out colour×shape pairs (never seen in training)
 are drawn right too, somewhat less often than seen pairs as drawn and as often once reranked — unlike the
-captioners of notebook 04, which almost never *named* an unseen pair. Two-object prompts are much harder: both objects, each in its place.
+captioners of notebook 04, which almost never *named* an unseen pair. Two-object prompts are much harder: both
+objects, each in its place.
 """)
 
 md(r"""
