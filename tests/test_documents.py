@@ -26,6 +26,23 @@ def test_captions_are_one_image_and_its_caption(tok):
         assert text == f"<image> {target}" and caption_meaning(target) == scene.meaning()
 
 
+def test_reading_order_names_the_left_or_top_object_first_in_the_same_scenes(tok):
+    either, reading = make_captions_media(200, 0, tok), make_captions_media(200, 0, tok, reading_order=True)
+    assert np.array_equal(either.media, reading.media)
+    two = [i for i, (scene,) in enumerate(reading.scenes) if len(scene.objects) == 2]
+    said = {" ".join(reading.targets[i][0].split()[4:-4]) for i in two}  # the words between the two objects
+    assert said == {"to the left of", "above"} and len(two) > 50
+    assert {" ".join(either.targets[i][0].split()[4:-4]) for i in two} == {"to the left of", "to the right of",
+                                                                            "above", "below"}
+    for (a,), (b,), (scene,) in zip(either.targets, reading.targets, reading.scenes):
+        assert caption_meaning(a) == caption_meaning(b) == scene.meaning()
+        first = b.split()[1:4]  # size, colour, shape of the object named first
+        if len(scene.objects) == 2:
+            named = next(o for o in scene.objects if [o.size, o.colour, o.shape] == first)
+            other = next(o for o in scene.objects if o is not named)
+            assert (named.x < other.x) if "left" in b else (named.y < other.y)  # left of, or above, the other
+
+
 def _centre(frame: np.ndarray) -> np.ndarray:
     ys, xs = np.nonzero(frame.max(axis=-1) > 60)  # the object's pixels on the black background
     return np.array([xs.mean(), ys.mean()])

@@ -1,6 +1,8 @@
-"""The Flamingo recipe: the mixture's weighted sum (one batch of each source per update), the gates' own learning
-rate, few-shot prompts and the choice of their examples (random, RICES), the interleaved prompt files of
-`fewshot`, and the CLI (`train flamingo`, `eval flamingo`, `fewshot`) with its bad inputs."""
+"""The Flamingo recipe: the mixture's weighted sum (one batch of each source per update), the position-aware
+resampler and reading-order captions, the gates' own learning rate, few-shot prompts and the choice of their
+examples (random, RICES), the interleaved prompt files of `fewshot`, and the CLI (`train flamingo`, `eval
+flamingo`, `fewshot`) with its bad inputs."""
+import dataclasses
 import json
 import random
 from pathlib import Path
@@ -16,8 +18,8 @@ from minivlm.data.documents import flamingo_tokenizer, make_documents
 from minivlm.models.clip import CLIP
 from minivlm.models.flamingo import Flamingo
 from minivlm.recipes.clip import clip_config
-from minivlm.recipes.flamingo import (SOURCES, FlamingoData, Mixture, choose_examples, continue_text,
-                                      flamingo_config, fewshot_prompts, make_sources, media_tensor,
+from minivlm.recipes.flamingo import (RESAMPLER_POSITIONS, SOURCES, FlamingoData, Mixture, choose_examples,
+                                      continue_text, flamingo_config, fewshot_prompts, make_sources, media_tensor,
                                       mixture_batches)
 from minivlm.recipes.flamingo_cli import parse_prompt
 from minivlm.recipes.lm import pretrain_steps
@@ -36,9 +38,23 @@ def small(tok, tiny_cfg):
     """A Flamingo over the tiny CLIP tower with a width-32 LM, its gates opened a little, and a small mixture."""
     data = FlamingoData(n={s: 8 for s in SOURCES}, batch={s: 4 for s in SOURCES})
     clip = build(CLIP, tiny_cfg, seed=0)
-    cfg = flamingo_config(clip, tok, data, latents=4, resampler_depth=1, heads=2, init_gate=0.3)
+    cfg = flamingo_config(clip, tok, data, resampler_depth=1, heads=2, init_gate=0.3)
     cfg.lm.dim, cfg.lm.heads = 32, 2
     return build(Flamingo, cfg, seed=0).eval(), data
+
+
+def test_recipe_is_position_aware_and_captions_in_reading_order(small, tok):
+    """The two changes behind two-object captions (recipes/flamingo.py): one resampler latent per patch with grid
+    codes on its queries and keys, and two-object captions naming the left or top object first."""
+    model, data = small
+    assert model.cfg.resampler_positions == RESAMPLER_POSITIONS > 0 and model.cfg.latents == 16  # 4 × 4 patches
+    assert len(model.resampler.grid_code) == 16 and FlamingoData().reading_order
+    captions = make_sources(dataclasses.replace(data, n={**data.n, "captions": 60}), 0, tok)["captions"]
+    two = [t for (t,), (scene,) in zip(captions.targets, captions.scenes) if len(scene.objects) == 2]
+    assert two and all(" to the right of " not in t and " below " not in t for t in two)
+    with pytest.raises(ValueError, match=r"resampler_positions: a position-aware resampler needs one latent per "
+                                         r"patch, latents = 16, got latents=8"):
+        dataclasses.replace(model.cfg, latents=8)
 
 
 def test_media_tensor_preprocesses_every_frame(tok):
@@ -78,7 +94,7 @@ def test_gates_get_their_own_learning_rate(small):
 def test_fit_on_the_mixture_counts_every_source_and_opens_the_gates(tiny_cfg, tok):
     data = FlamingoData(n={s: 16 for s in SOURCES}, batch={s: 4 for s in SOURCES})
     clip = build(CLIP, tiny_cfg, seed=0)
-    cfg = flamingo_config(clip, tok, data, latents=4, resampler_depth=1, heads=2)
+    cfg = flamingo_config(clip, tok, data, resampler_depth=1, heads=2)
     cfg.lm.dim, cfg.lm.heads = 32, 2
     model = build(Flamingo, cfg, seed=0)
     batches = mixture_batches(make_sources(data, 0, tok), data, torch.Generator().manual_seed(0), "cpu")

@@ -84,8 +84,15 @@ def expand(x, tokens, image_id, n, fill):
         p = int((t == image_id).nonzero()[0])
         rows.append(torch.cat([r[:p], {visual}, r[p + 1:]]))
     return torch.stack(rows)
+
+def sincos_2d(grid, dim, base=10.0):
+    w = base ** (-torch.arange(dim // 4) / {freqs})
+    n = torch.arange(grid * grid)
+    x, y = ({col})[:, None] * w, ({row_of})[:, None] * w
+    return torch.cat([torch.sin(x), torch.cos(x), torch.sin(y), torch.cos(y)], dim=1)
 '''
-RIGHT_SPLICE = dict(row="t", before="p", visual="torch.full((n,), fill, dtype=x.dtype)")
+RIGHT_SPLICE = dict(row="t", before="p", visual="torch.full((n,), fill, dtype=x.dtype)", freqs="(dim // 4)",
+                    col="n % grid", row_of="n // grid")
 FLAMINGO = '''import math
 import torch
 
@@ -213,6 +220,9 @@ def test_answer_written_from_scratch_passes(capsys, tmp_path, name):
     ("splice", dict(visual="r[p:p + 1]"), "expand: a loss mask, False",
      "wrong shape: expected (3, 7), got (3, 5)", "splice: B=2"),
     ("splice", dict(visual="r[p:p + 1].expand(n)"), "expand: the targets", "expected 0, got 4", "splice: N=1"),
+    ("splice", dict(col="n // grid", row_of="n % grid"), "sincos_2d: the course's 4x4 grid",
+     "sincos_2d: values differ", "expand: a loss mask with N=1"),
+    ("splice", dict(freqs="dim"), "sincos_2d: a 3x3 grid", "sincos_2d: values differ", "splice: B=2"),
     ("flamingo", dict(kv="x_f"), "resampler_attention: B=2", "resampler_attention: values differ",
      "gated_residual: alpha = 0 gives"),
     ("flamingo", dict(width="D"), "resampler_attention: 4 heads", "resampler_attention: values differ",

@@ -1,11 +1,13 @@
 """LLaVA: the projector, the splice at <image> and its loss mask, which parameters train in each stage, the loss on
-answer tokens only, deterministic answers, a loss that falls on a tiny batch, checkpoint round trip, bad inputs."""
+answer tokens only, the fixed grid code on visual tokens, deterministic answers, a loss that falls on a tiny batch,
+checkpoint round trip, bad inputs."""
 import dataclasses
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from minivlm.concepts.positions import sincos_2d
 from minivlm.concepts.projector import Projector, expand, splice
 from minivlm.data import instruction_tokenizer, make_vqa, preprocess
 from minivlm.models.llava import LLaVA, LLaVAConfig
@@ -138,11 +140,27 @@ def test_feature_layer_picks_the_vit_tokens_it_names(cfg, images, layer):
         assert torch.allclose(vit(images, tokens=True, layer=layer), expected, atol=1e-6)
         tokens = make_vqa(n=16, seed="test-llava", tokenizer=instruction_tokenizer()).tokens
         visual = model.embed(images, tokens)[:, 1:1 + N]  # (B, N, D): right after <bos>
-        assert torch.allclose(visual, model.projector(expected), atol=1e-6)
+        assert torch.allclose(visual, model.projector(expected) + model.visual_pos, atol=1e-6)
     with pytest.raises(ValueError, match=r"layer: expected -1 \(last\) .. -2 \(the patch embeddings\)"):
         vit(images, tokens=True, layer=-3)
     with pytest.raises(ValueError, match="with tokens=True"):
         vit(images, layer=-2)
+
+
+@pytest.mark.parametrize("scale", [0.0, 3.0])
+def test_visual_positions_add_the_fixed_grid_code(cfg, data, images, scale):
+    """Each visual token is the projector's output plus scale x the sin-cos code of its patch (none at 0); the code
+    is a buffer the config rebuilds, never a parameter or a checkpoint entry."""
+    model = build(LLaVA, dataclasses.replace(cfg, visual_positions=scale), seed=0).eval()
+    with torch.no_grad():
+        z = model.vision(images, tokens=True, layer=cfg.feature_layer)  # (B, N, D_vision)
+        visual = model.embed(images, data.tokens)[:, 1:1 + N]  # (B, N, D): right after <bos>
+    assert torch.allclose(visual, model.projector(z) + scale * sincos_2d(4, cfg.lm.dim), atol=1e-5)
+    assert "visual_pos" not in model.state_dict() and all("visual_pos" not in n for n, _ in model.named_parameters())
+    assert cfg.visual_positions == 3.0  # what the recipe's llava_config sets
+    with pytest.raises(ValueError, match=r"visual_positions: a 2-D sin-cos code needs lm.dim a multiple of 4, "
+                                         r"got 30"):
+        dataclasses.replace(cfg, lm=dataclasses.replace(cfg.lm, dim=30, heads=1))
 
 
 def test_loss_falls_on_a_tiny_overfit_batch(cfg, data, images):

@@ -74,6 +74,8 @@ class MultiHeadAttention(nn.Module):
     exactly `attention` above (tests check they agree) but faster, except on a fully masked query row (zeros, where
     `attention` gives NaN); `last_weights` keeps the attention map when `keep_weights` is set, for plotting.
     With a `cache` (self-attention only), x holds just the new tokens and they attend to the cached ones too.
+    `q_pos` (T, D/H) and `k_pos` (S, D/H), when given, are added to every head's queries and keys after the
+    projections, never to the values: position codes that steer who attends to whom, not what is read.
     """
 
     def __init__(self, dim: int, heads: int, context_dim: int | None = None):
@@ -86,13 +88,18 @@ class MultiHeadAttention(nn.Module):
         self.out = nn.Linear(dim, dim)
         self.keep_weights, self.last_weights = False, None
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
-                mask: torch.Tensor | None = None, cache: KVCache | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, mask: torch.Tensor | None = None,
+                cache: KVCache | None = None, q_pos: torch.Tensor | None = None,
+                k_pos: torch.Tensor | None = None) -> torch.Tensor:
         B, T, D = x.shape
         context = x if context is None else context
         H, S = self.heads, context.shape[1]
         q = self.q(x).reshape(B, T, H, D // H).transpose(1, 2)  # (B, H, T, D/H)
         k, v = self.kv(context).reshape(B, S, 2, H, D // H).permute(2, 0, 3, 1, 4)  # 2 × (B, H, S, D/H)
+        if q_pos is not None:
+            q = q + q_pos  # (B, H, T, D/H)
+        if k_pos is not None:
+            k = k + k_pos  # (B, H, S, D/H)
         if cache is not None:
             k, v = cache.append(k, v)  # 2 × (B, H, S_past + S, D/H)
         if self.keep_weights:

@@ -5,23 +5,38 @@ R learned latents are the queries. At each layer they read, through attention, t
 frames (a time embedding added to each frame, then flattened to T·S tokens) *and themselves*: the keys and values
 are concat([x_f, latents]). A feed-forward follows, both pre-LN with residuals; a final LayerNorm. The output is
 (B, R, D) whatever T and S were, so the language model's cross-attention always sees R tokens per image.
+
+Not the paper's, off by default: `positions` > 0 makes it position-aware, like Qwen-VL's adapter (Bai et al. 2023,
+Sec. 2.1, which puts 2-D sin-cos codes on its resampler's queries and keys). With R = S latents laid on the S-cell
+patch grid, a code of each cell (concepts/positions.py) is added to every head's queries (latent r: cell r) and
+keys (a patch: its cell, in every frame; latent r: cell r). From the first step each latent then reads mostly its
+own cell and the cells next to it, instead of an even average of the whole image, so two objects in different
+places stay in different latents; content still moves the attention as it trains.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
 from torch import nn
 
 from minivlm.concepts.attention import MultiHeadAttention, attention_np
+from minivlm.concepts.positions import sincos_2d
 
 
 def resampler_attention_np(x_f: np.ndarray, latents: np.ndarray, w_q: np.ndarray, w_k: np.ndarray,
-                           w_v: np.ndarray, w_o: np.ndarray, heads: int = 1) -> np.ndarray:
+                           w_v: np.ndarray, w_o: np.ndarray, heads: int = 1, q_pos: np.ndarray | None = None,
+                           k_pos: np.ndarray | None = None) -> np.ndarray:
     """The update `attention(q=x, kv=concat([x_f, x]))` of one layer of Fig. 5 in NumPy, multi-head, without
-    LayerNorm or biases: x_f (N, D) flattened features, latents x (R, D), weights (D, D) used as `x @ w` -> (R, D)."""
+    LayerNorm or biases: x_f (N, D) flattened features, latents x (R, D), weights (D, D) used as `x @ w` -> (R, D).
+    Position-aware: q_pos (R, D/H) and k_pos (N + R, D/H) added to every head's queries and keys."""
     kv = np.concatenate([x_f, latents], axis=0)  # (N + R, D)
     split = lambda x: x.reshape(len(x), heads, -1).transpose(1, 0, 2)  # (L, D) -> (H, L, D/H)
-    y = attention_np(split(latents @ w_q), split(kv @ w_k), split(kv @ w_v))  # (H, R, D/H)
+    q, k = split(latents @ w_q), split(kv @ w_k)  # (H, R, D/H), (H, N + R, D/H)
+    if q_pos is not None:
+        q, k = q + q_pos, k + k_pos  # (H, R, D/H), (H, N + R, D/H)
+    y = attention_np(q, k, split(kv @ w_v))  # (H, R, D/H)
     return y.transpose(1, 0, 2).reshape(len(latents), -1) @ w_o  # (R, D)
 
 
@@ -35,10 +50,11 @@ class PerceiverLayer(nn.Module):
         self.attn = MultiHeadAttention(dim, heads)
         self.mlp = nn.Sequential(nn.Linear(dim, mlp_ratio * dim), nn.GELU(), nn.Linear(mlp_ratio * dim, dim))
 
-    def forward(self, x_f: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+    def forward(self, x_f: torch.Tensor, latents: torch.Tensor, q_pos: torch.Tensor | None = None,
+                k_pos: torch.Tensor | None = None) -> torch.Tensor:
         q = self.ln_latents(latents)  # (B, R, D)
         kv = torch.cat([self.ln_media(x_f), q], dim=1)  # (B, T*S + R, D): the latents read themselves too
-        latents = latents + self.attn(q, kv)  # (B, R, D)
+        latents = latents + self.attn(q, kv, q_pos=q_pos, k_pos=k_pos)  # (B, R, D)
         return latents + self.mlp(self.ln_mlp(latents))  # (B, R, D)
 
 
@@ -50,12 +66,18 @@ class PerceiverResampler(nn.Module):
     """
 
     def __init__(self, dim: int, depth: int = 2, latents: int = 8, heads: int = 4, max_frames: int = 1,
-                 mlp_ratio: int = 4):
+                 mlp_ratio: int = 4, positions: float = 0.0):
         super().__init__()
         for name, value in (("depth", depth), ("latents", latents), ("max_frames", max_frames)):
             if value < 1:
                 raise ValueError(f"{name}: expected >= 1, got {value}")
+        grid = math.isqrt(latents)
+        if positions and (grid * grid != latents or dim % heads or (dim // heads) % 4):
+            raise ValueError(f"positions: a position-aware resampler needs a square number of latents (one per "
+                             f"patch) and dim / heads a multiple of 4, got latents={latents}, dim={dim}, heads={heads}")
         self.dim, self.max_frames = dim, max_frames
+        code = sincos_2d(grid, dim // heads) * positions if positions else torch.zeros(0)  # (R, D/H): cell r
+        self.register_buffer("grid_code", code, persistent=False)  # a function of the settings: not saved
         self.time = nn.Parameter(torch.randn(max_frames, 1, dim) * 0.02)  # (T_max, 1, D): broadcast over S
         self.latents = nn.Parameter(torch.randn(latents, dim) * 0.02)  # (R, D): the learned queries
         self.layers = nn.ModuleList(PerceiverLayer(dim, heads, mlp_ratio) for _ in range(depth))
@@ -84,8 +106,15 @@ class PerceiverResampler(nn.Module):
         B, T, S, D = x_f.shape
         if not 1 <= T <= self.max_frames:
             raise ValueError(f"x_f: expected 1 <= T <= max_frames={self.max_frames} frames, got T={T}")
+        q_pos = k_pos = None
+        if len(self.grid_code):
+            R = len(self.grid_code)
+            if S != R:
+                raise ValueError(f"x_f: a position-aware resampler of {R} latents needs S = {R} patches, got S={S}")
+            q_pos = self.grid_code  # (R, D/H)
+            k_pos = torch.cat([self.grid_code.repeat(T, 1), self.grid_code])  # (T*S + R, D/H)
         x_f = (x_f + self.time[:T]).reshape(B, T * S, D)  # (B, T*S, D)
         latents = self.latents.expand(B, -1, -1)  # (B, R, D)
         for layer in self.layers:
-            latents = layer(x_f, latents)  # (B, R, D)
+            latents = layer(x_f, latents, q_pos, k_pos)  # (B, R, D)
         return self.ln(latents)  # (B, R, D)

@@ -64,8 +64,9 @@ def _check(n: int, name: str = "n") -> None:
 
 
 def make_captions_media(n: int, seed, tokenizer: Tokenizer, res: int = 32, p_two: float = 0.5,
-                        split: str = "train") -> Media:
-    """n image-caption pairs, "<image> caption" (M = T = 1); a two-object caption in either wording."""
+                        split: str = "train", reading_order: bool = False) -> Media:
+    """n image-caption pairs, "<image> caption" (M = T = 1); a two-object caption in either wording, or with
+    `reading_order` always naming the left (or top) object first. The scenes are the same either way."""
     _check(n)
     rng = random.Random(f"flamingo-captions:{split}:{seed}")
     media = np.empty((n, 1, 1, res, res, 3), dtype=np.uint8)  # (N, 1, 1, S, S, 3)
@@ -73,7 +74,10 @@ def make_captions_media(n: int, seed, tokenizer: Tokenizer, res: int = 32, p_two
     captions = []
     for i, scene in enumerate(scenes):
         media[i, 0, 0] = render(scene, rng, res)
-        captions.append(scene.caption(flip=len(scene.objects) == 2 and rng.random() < 0.5))
+        flip = len(scene.objects) == 2 and rng.random() < 0.5
+        if reading_order and len(scene.objects) == 2:
+            flip = scene.relation in ("to the right of", "below")  # objects[0] is right or below: name objects[1]
+        captions.append(scene.caption(flip=flip))
     texts = [f"{IMAGE} {c}" for c in captions]
     return Media(media, texts, tokenizer.encode_batch(texts), [[c] for c in captions], [[s] for s in scenes])
 

@@ -32,6 +32,7 @@ class FlamingoConfig:
     xattn_every: int = 1  # a gated block before every k-th LM block (the paper's larger models use k = 4 or 7)
     feature_layer: int = -1  # which ViT layer's patch tokens the resampler reads (see VisionTransformer)
     patch_positions: bool = False  # add a learned embedding per patch position before the resampler (not the paper's)
+    resampler_positions: float = 0.0  # > 0: a position-aware resampler (concepts/resampler.py; not the paper's)
     image_id: int = 4  # the <image> placeholder
 
     def __post_init__(self):
@@ -41,6 +42,10 @@ class FlamingoConfig:
             self.lm = LMConfig(**self.lm)
         if self.xattn_every < 1:
             raise ValueError(f"xattn_every: expected >= 1, got {self.xattn_every}")
+        n = (self.vision.image_size // self.vision.patch) ** 2
+        if self.resampler_positions and self.latents != n:
+            raise ValueError(f"resampler_positions: a position-aware resampler needs one latent per patch, "
+                             f"latents = {n}, got latents={self.latents}")
 
 
 class Flamingo(nn.Module):
@@ -53,7 +58,8 @@ class Flamingo(nn.Module):
         d_v = cfg.vision.vision_dim
         self.vision = VisionTransformer(cfg.vision)
         # the resampler and the cross-attention's keys/values stay at vision width: no projection needed
-        self.resampler = PerceiverResampler(d_v, cfg.resampler_depth, cfg.latents, cfg.heads, cfg.max_frames)
+        self.resampler = PerceiverResampler(d_v, cfg.resampler_depth, cfg.latents, cfg.heads, cfg.max_frames,
+                                            positions=cfg.resampler_positions)
         # where each patch is, said again: the resampler's attention pools the patches by content, and the frozen
         # ViT's features keep little of their position by its last layers (recipes/flamingo.py measures the effect)
         n_patches = (cfg.vision.image_size // cfg.vision.patch) ** 2

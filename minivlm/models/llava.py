@@ -4,6 +4,10 @@ embedding space, and those visual tokens spliced into a causal LM's input where 
 Training has two stages (Sec. 4.2): 1, feature alignment, trains only the projector on image-caption pairs; 2,
 end to end, trains the projector and the LM on instruction data. The vision encoder stays frozen throughout.
 The loss is the next-token loss on the answer tokens only (Sec. 4.2, eq. 3).
+
+Not LLaVA's: `visual_positions` > 0 adds a fixed 2-D sin-cos code (concepts/positions.py) to each visual token, so
+that the LM is told where on the image grid each token came from instead of having to learn it (see
+recipes/llava.py for what it changes).
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import torch
 from torch import nn
 
 from minivlm.concepts.next_token import next_token_loss
+from minivlm.concepts.positions import sincos_2d
 from minivlm.concepts.projector import Projector, expand, image_positions, splice
 from minivlm.data.tokenizer import IMAGE, Tokenizer
 from minivlm.models.clip import CLIPConfig, VisionTransformer
@@ -26,6 +31,7 @@ class LLaVAConfig:
     projector: str = "mlp"  # "linear" (LLaVA) or "mlp" (LLaVA-1.5)
     feature_layer: int = -2  # which ViT layer's patch tokens: -2 the one before the last (LLaVA's choice), -1 the last
     freeze_vision: bool = True  # False only for the from-scratch baseline, whose vision tower trains too
+    visual_positions: float = 0.0  # scale of a fixed 2-D sin-cos code added to each visual token; 0: none (LLaVA's)
     max_len: int = 24  # text tokens of one exchange, <bos> ... <eos>, the <image> placeholder counted once
     image_id: int = 4
 
@@ -38,6 +44,8 @@ class LLaVAConfig:
         if self.lm.max_len < self.max_len - 1 + n:
             raise ValueError(f"lm: max_len={self.lm.max_len} cannot hold {self.max_len} text tokens with the "
                              f"<image> placeholder replaced by {n} visual tokens")
+        if self.visual_positions and self.lm.dim % 4:
+            raise ValueError(f"visual_positions: a 2-D sin-cos code needs lm.dim a multiple of 4, got {self.lm.dim}")
 
 
 class LLaVA(nn.Module):
@@ -49,6 +57,10 @@ class LLaVA(nn.Module):
         self.vision = VisionTransformer(cfg.vision)
         self.projector = Projector(cfg.vision.vision_dim, cfg.lm.dim, cfg.projector)
         self.lm = CausalLM(cfg.lm)
+        grid = cfg.vision.image_size // cfg.vision.patch
+        pos = (sincos_2d(grid, cfg.lm.dim) * cfg.visual_positions if cfg.visual_positions
+               else torch.zeros(grid * grid, cfg.lm.dim))  # (N, D)
+        self.register_buffer("visual_pos", pos, persistent=False)  # a function of the config: not saved
         self.set_stage(2)
 
     def set_stage(self, stage: int) -> None:
@@ -90,7 +102,8 @@ class LLaVA(nn.Module):
         self._check(images, tokens)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.cfg.freeze_vision):  # frozen: no graph
             z = self.vision(images, tokens=True, layer=self.cfg.feature_layer)  # (B, N, D_vision)
-        return splice(self.lm.tok(tokens), self.projector(z), tokens, self.cfg.image_id)  # (B, T-1+N, D)
+        visual = self.projector(z) + self.visual_pos  # (B, N, D): where each patch is, in a code no training sets
+        return splice(self.lm.tok(tokens), visual, tokens, self.cfg.image_id)  # (B, T-1+N, D)
 
     def loss(self, images: torch.Tensor, tokens: torch.Tensor, answer_mask: torch.Tensor) -> torch.Tensor:
         """Next-token loss on the answer tokens (answer_mask (B, T) True) only; the visual positions and the

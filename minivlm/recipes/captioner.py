@@ -74,7 +74,8 @@ def train_captioner(train_cfg: TrainConfig, tokenizer: Tokenizer, clip: CLIP | N
     data = make_vqa(scenes_for(train_cfg, data_cfg.n_train), train_cfg.seed, tokenizer, data_cfg.res, data_cfg.p_two,
                     kinds=("describe",))
     cfg = dataclasses.replace(llava_config(clip.cfg if clip else CLIPConfig(image_size=data_cfg.res), tokenizer,
-                                           feature_layer=feature_layer), freeze_vision=clip is not None)
+                                           feature_layer=feature_layer, visual_positions=0.0),
+                              freeze_vision=clip is not None)
     model = build(LLaVA, cfg, train_cfg.seed)
     if clip is not None:
         model.vision.load_state_dict(clip.visual.state_dict())

@@ -3,7 +3,8 @@
 Vision: the patch tokens (16 of width 64) of a trained toy CLIP ViT, frozen (Liu et al. 2023, Sec. 4.1), taken from
 the layer before the last, as LLaVA does (Sec. 5.2: 0.96 points better than the last layer on ScienceQA); here it
 lifted VQA accuracy from 0.741 to 0.759 in 180 s, shape questions from 0.78 to 0.90. Projector:
-the LLaVA-1.5 MLP by default. LM: the d128 × 2-layer decoder of recipes/lm.py over the instruction vocabulary, with
+the LLaVA-1.5 MLP by default, its output plus a fixed 2-D sin-cos code of each patch's place (not LLaVA's; see the
+last point below). LM: the d128 × 2-layer decoder of recipes/lm.py over the instruction vocabulary, with
 a context of 24 text tokens + 15 (the <image> placeholder becomes 16 visual tokens).
 
 Stage 1 (feature alignment, projector only) sees brief-description exchanges, "<bos> <image> what is in the image?
@@ -23,13 +24,16 @@ Measured (2 cores, 180 s in all, seed 0, by question kind on the 1600-question s
 - lr 1e-3 on a 300 s toy CLIP (its patch tokens say more about shape): colour 0.96, shape 0.97, size 0.98, yes/no
   0.965. The frozen encoder sets the ceiling: a probe reads the shape of the left/top object of a two-object scene
   from its tokens 0.87 of the time after 150 s of CLIP training, 0.91 after 300 s.
-- Position 0.62-0.77 and relation 0.46-0.58 in every setting on 2 cores: in two-object scenes the model seldom finds
-  where a named object is. On a GPU the same 180 s hold 6.4x the exchanges (2.05M) and give position 0.98 and
-  relation 0.995: the recipe learns it, given the training. Not better on 2 cores: batch 64 with lr 6e-3, batch 32,
-  the linear projector, 4 LM layers, 75 % two-object scenes, the question before the image (LLaVA eq. 2 allows both
-  orders), 360 s instead of 180 s (relation 0.56), an LM pretrained text-only on the exchanges with stage 1 run on
-  it frozen (as LLaVA does), position and relation questions 3x as often (position 0.77, relation 0.50),
-  conversations of up to 4 questions per image (relation 0.575).
+- Position and relation questions were the hard part: 0.62-0.77 and 0.46-0.58 in every setting tried on 2 cores
+  (batch 64 with lr 6e-3, batch 32, the linear projector, 4 LM layers, 75 % two-object scenes, the question before
+  the image, 360 s, an LM pretrained text-only on the exchanges, position and relation questions 3x as often,
+  conversations of up to 4 questions per image). In two-object scenes the model seldom found where a named object
+  was. A GPU's 6.4x the exchanges (2.05M in 180 s) gives position 0.98 and relation 0.995: the LM does learn where
+  each of its 16 visual tokens sits on the grid, from its 1-D learned positions, but slowly.
+- The fix (`VISUAL_POSITIONS`): add a fixed 2-D sin-cos code of each patch's row and column (concepts/positions.py)
+  to the visual tokens, `visual_positions` x the unit sin/cos waves, so the grid is given, not learned. On 2 cores,
+  180 s: position 0.975 and relation 0.95 (seed 0), 0.98 and 0.97 (seed 1); at a third of the scale, position 0.875
+  and relation 0.57: the code must stand out against the projector's output (about 0.5 per channel at the start).
 """
 from __future__ import annotations
 
@@ -51,6 +55,7 @@ from minivlm.train import History, TrainConfig, build, fit, pick_device, scenes_
 
 
 LR = 1e-3  # of both stages; 3e-3 (the shared default) left colour and shape questions near 0.8 (see above)
+VISUAL_POSITIONS = 3.0  # scale of the fixed 2-D sin-cos code on the visual tokens (see above)
 
 
 @dataclass
@@ -62,12 +67,13 @@ class LLaVAData:
     stage1_frac: float = 0.15  # share of the training budget (steps or seconds) spent in stage 1
 
 
-def llava_config(clip_cfg: CLIPConfig, tokenizer: Tokenizer, projector: str = "mlp",
-                 feature_layer: int = -2) -> LLaVAConfig:
+def llava_config(clip_cfg: CLIPConfig, tokenizer: Tokenizer, projector: str = "mlp", feature_layer: int = -2,
+                 visual_positions: float = VISUAL_POSITIONS) -> LLaVAConfig:
     """The LLaVA over a CLIP of `clip_cfg`, whose LM has `tokenizer`'s vocabulary and room for the visual tokens."""
     n = (clip_cfg.image_size // clip_cfg.patch) ** 2
     return LLaVAConfig(vision=clip_cfg, lm=lm_config(tokenizer, prefix_len=n - 1), projector=projector,
-                       feature_layer=feature_layer, max_len=tokenizer.max_len, image_id=tokenizer.image_id)
+                       feature_layer=feature_layer, visual_positions=visual_positions, max_len=tokenizer.max_len,
+                       image_id=tokenizer.image_id)
 
 
 def prompts(data: VQAData) -> list[str]:
@@ -132,8 +138,8 @@ def vqa_batches(data: VQAData, batch_size: int, generator: torch.Generator, devi
 
 
 def train_llava(train_cfg: TrainConfig, clip: CLIP, tokenizer: Tokenizer, data_cfg: LLaVAData = LLaVAData(),
-                projector: str = "mlp", curve_sets: dict | None = None,
-                feature_layer: int = -2) -> tuple[LLaVA, History, dict]:
+                projector: str = "mlp", curve_sets: dict | None = None, feature_layer: int = -2,
+                visual_positions: float = VISUAL_POSITIONS) -> tuple[LLaVA, History, dict]:
     """Build LLaVA from the seed over `clip`'s (frozen) vision tower, then train stage 1 and stage 2 on data drawn
     from the seed. A steps budget renders no more scenes than it will see.
 
@@ -145,7 +151,7 @@ def train_llava(train_cfg: TrainConfig, clip: CLIP, tokenizer: Tokenizer, data_c
     stage1 = make_vqa(scenes_for(cfg1, data_cfg.n_stage1), train_cfg.seed, tokenizer, data_cfg.res, data_cfg.p_two,
                       kinds=("describe",))
     stage2 = make_vqa(scenes_for(cfg2, data_cfg.n_stage2), train_cfg.seed, tokenizer, data_cfg.res, data_cfg.p_two)
-    model = build(LLaVA, llava_config(clip.cfg, tokenizer, projector, feature_layer), train_cfg.seed)
+    model = build(LLaVA, llava_config(clip.cfg, tokenizer, projector, feature_layer, visual_positions), train_cfg.seed)
     model.vision.load_state_dict(clip.visual.state_dict())
     model.to(device)
     gen = torch.Generator().manual_seed(train_cfg.seed)

@@ -383,7 +383,7 @@ md(r"""
   matters: a 64-d CLIP vector fits in one prefix vector.
 - The prefix vectors are not words: their nearest word embeddings show slots that specialise, not a caption.
 
-**Exercises:** `lessons/06_prefix_and_splice.md` (exercises 4 and 5 are about this notebook); grade the splice of
+**Exercises:** `lessons/06_prefix_and_splice.md` (exercises 5 and 6 are about this notebook); grade the splice of
 the next model with `python -m minivlm.check splice`.
 """)
 
