@@ -213,7 +213,9 @@ def relation_probe(model: Flamingo, tokenizer: Tokenizer, images: np.ndarray, sc
     """Why two-object captions fail: teacher-force each two-object scene's caption up to its relation and read the
     model's next-token probabilities. `p_vertical_*`: P(above) + P(below) against P(to ...) on scenes whose relation
     is vertical and on those where it is horizontal (equal: the model cannot see the layout); `direction_acc`: how
-    often the true side (above vs below, left vs right) is more likely than the opposite one."""
+    often the true side (above vs below, left vs right) is more likely than the opposite one. The scene's first
+    object is named first, which half the time goes against a model trained in reading order: for such a model
+    read the two p_vertical figures only."""
     device, ids = next(model.parameters()).device, tokenizer.index
     opposite = {"above": "below", "below": "above", "left": "right", "right": "left"}
     p_vert, direction = {"vertical": [], "horizontal": []}, []
