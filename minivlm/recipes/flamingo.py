@@ -33,9 +33,11 @@ Recipe: the d128 x 2 LM of recipes/lm.py pretrained 300 steps (15 s on 2 cores);
 update 64 captions (two-object ones in reading order), 8 videos, 8 documents and 8 two-image questions (16 of each
 gave the same captions, better video captions, and fewer updates a second), loss weights 1, 0.5, 1, 0.5; lr 2e-3
 (AdamW, 50 warm-up steps, cosine to 5 %).
-Measured by bench/flamingo_bench.py (2 cores, 120 s after the LM's 300 steps, a slow afternoon at 921 samples/s):
-two-object caption EM 0.769 (0.33 at 51 s), one-object 0.992 (0.95 first at 66 s, 61k samples; 0.940 after a
-59.5 s run), held-out pairs 0.75; few-shot accuracy 0 at 0 shots (the model captions), 0.99 from one shot on.
+Measured by bench/flamingo_bench.py (2 cores, 120 s after the LM's 300 steps, 1,013 samples/s): two-object caption
+EM 0.803 (0.35 at 46 s), one-object 0.988 (0.964 after a 59.5 s run; seed 1: 0.952), held-out pairs 0.77;
+few-shot accuracy 0 at 0 shots (the model captions), 0.99 from one shot on. One-object captions need 60-72k samples
+to reach 0.95 (50-66k with the paper's resampler): at 921 samples/s, a slow hour of the same machine, the 59.5 s run
+ended at 0.940.
 The LM's pretraining is counted in steps, not seconds: a frozen LM trained longer is harder to steer. Pretrained
 for 75 s on 2 cores (loss 0.833 against 0.847), the same 60 s of Flamingo reach one-object EM 0.35, not 0.97; a GPU's
 15 s did the same (0.52).
