@@ -127,3 +127,17 @@ def test_flipped_caption_means_the_same_scene():
     for s in _scenes(300, seed=5, p_two=1.0, split="train"):
         assert s.caption(flip=True) != s.caption()
         assert caption_meaning(s.caption(flip=True)) == caption_meaning(s.caption()) == s.meaning()
+
+
+def test_reading_caption_names_the_left_or_top_object_first():
+    """Every relation stated as left-of or above, the objects swapped where needed; one object: the plain caption."""
+    for s in _scenes(300, seed=6, p_two=0.5, split="train"):
+        c = s.reading_caption()
+        assert caption_meaning(c) == s.meaning()
+        if len(s.objects) == 1:
+            assert c == s.caption()
+            continue
+        assert " to the right of " not in c and " below " not in c
+        first = next(o for o in s.objects if c.startswith(o.phrase))
+        other = next(o for o in s.objects if o is not first)
+        assert (first.x < other.x) if " to the left of " in c else (first.y < other.y)

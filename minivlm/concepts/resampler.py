@@ -76,7 +76,7 @@ class PerceiverResampler(nn.Module):
             raise ValueError(f"positions: a position-aware resampler needs a square number of latents (one per "
                              f"patch) and dim / heads a multiple of 4, got latents={latents}, dim={dim}, heads={heads}")
         self.dim, self.max_frames = dim, max_frames
-        code = sincos_2d(grid, dim // heads) * positions if positions else torch.zeros(0)  # (R, D/H): cell r
+        code = sincos_2d(grid, dim // heads) * positions if positions else None  # (R, D/H): cell r
         self.register_buffer("grid_code", code, persistent=False)  # a function of the settings: not saved
         self.time = nn.Parameter(torch.randn(max_frames, 1, dim) * 0.02)  # (T_max, 1, D): broadcast over S
         self.latents = nn.Parameter(torch.randn(latents, dim) * 0.02)  # (R, D): the learned queries
@@ -107,7 +107,7 @@ class PerceiverResampler(nn.Module):
         if not 1 <= T <= self.max_frames:
             raise ValueError(f"x_f: expected 1 <= T <= max_frames={self.max_frames} frames, got T={T}")
         q_pos = k_pos = None
-        if len(self.grid_code):
+        if self.grid_code is not None:
             R = len(self.grid_code)
             if S != R:
                 raise ValueError(f"x_f: a position-aware resampler of {R} latents needs S = {R} patches, got S={S}")

@@ -74,10 +74,8 @@ def make_captions_media(n: int, seed, tokenizer: Tokenizer, res: int = 32, p_two
     captions = []
     for i, scene in enumerate(scenes):
         media[i, 0, 0] = render(scene, rng, res)
-        flip = len(scene.objects) == 2 and rng.random() < 0.5
-        if reading_order and len(scene.objects) == 2:
-            flip = scene.relation in ("to the right of", "below")  # objects[0] is right or below: name objects[1]
-        captions.append(scene.caption(flip=flip))
+        flip = len(scene.objects) == 2 and rng.random() < 0.5  # drawn in either mode: the next images stay the same
+        captions.append(scene.reading_caption() if reading_order else scene.caption(flip=flip))
     texts = [f"{IMAGE} {c}" for c in captions]
     return Media(media, texts, tokenizer.encode_batch(texts), [[c] for c in captions], [[s] for s in scenes])
 

@@ -26,6 +26,7 @@ COLOURS = {
 }
 SIZES = {"small": 0.13, "large": 0.20}  # radius as a fraction of the image side
 RELATIONS = ("to the left of", "to the right of", "above", "below")
+BACKWARD = ("to the right of", "below")  # relations that name the right (or bottom) object first
 INVERSE = {"to the left of": "to the right of", "to the right of": "to the left of", "above": "below", "below": "above"}
 # (colour, shape) pairs that never appear in training images or captions: one per shape, every colour still seen.
 HELD_OUT = frozenset({("green", "circle"), ("green", "star"), ("orange", "triangle"),
@@ -63,6 +64,10 @@ class Scene:
             return f"{b.phrase} {INVERSE[self.relation]} {a.phrase}"
         return f"{a.phrase} {self.relation} {b.phrase}"
 
+    def reading_caption(self) -> str:
+        """The caption in reading order: the left (or the top) object named first, as `caption_meaning` states it."""
+        return self.caption(flip=self.relation in BACKWARD)
+
     def meaning(self) -> tuple:
         return caption_meaning(self.caption())
 
@@ -84,7 +89,7 @@ def caption_meaning(caption: str) -> tuple:
         n = len(rel.split())
         a, b = _object(words[:4]), _object(words[4 + n:])
         if a is not None and b is not None and " ".join(words[4:4 + n]) == rel:
-            if rel in ("to the right of", "below"):  # state every relation as left-of or above
+            if rel in BACKWARD:  # state every relation as left-of or above
                 a, b, rel = b, a, INVERSE[rel]
             return (a, rel, b)
     raise ValueError(f"caption: not a sentence of the shapes world: {caption!r}")

@@ -32,6 +32,11 @@ class CLIPConfig:
     init_temperature: float = 0.07
     max_logit_scale: float = 100.0  # CLIP clips exp(t) at 100 to keep training stable
 
+    @property
+    def grid(self) -> int:
+        """Patches along each side of the image: the ViT gives grid * grid patch tokens, row-major."""
+        return self.image_size // self.patch
+
 
 class VisionTransformer(nn.Module):
     """Patches + learned positions -> pre-LN blocks -> LayerNorm -> mean over patches. Returns (B, D) or,

@@ -42,7 +42,7 @@ class FlamingoConfig:
             self.lm = LMConfig(**self.lm)
         if self.xattn_every < 1:
             raise ValueError(f"xattn_every: expected >= 1, got {self.xattn_every}")
-        n = (self.vision.image_size // self.vision.patch) ** 2
+        n = self.vision.grid ** 2
         if self.resampler_positions and self.latents != n:
             raise ValueError(f"resampler_positions: a position-aware resampler needs one latent per patch, "
                              f"latents = {n}, got latents={self.latents}")
@@ -62,7 +62,7 @@ class Flamingo(nn.Module):
                                             positions=cfg.resampler_positions)
         # where each patch is, said again: the resampler's attention pools the patches by content, and the frozen
         # ViT's features keep little of their position by its last layers (recipes/flamingo.py measures the effect)
-        n_patches = (cfg.vision.image_size // cfg.vision.patch) ** 2
+        n_patches = cfg.vision.grid ** 2
         self.patch_pos = nn.Parameter(0.02 * torch.randn(n_patches, d_v)) if cfg.patch_positions else None
         n_xattn = -(-cfg.lm.layers // cfg.xattn_every)  # blocks 0, k, 2k, ... get one
         self.xattn = nn.ModuleList(GatedCrossAttentionBlock(cfg.lm.dim, cfg.heads, d_v, init_gate=cfg.init_gate)

@@ -40,7 +40,7 @@ class LLaVAConfig:
             self.vision = CLIPConfig(**self.vision)
         if isinstance(self.lm, dict):
             self.lm = LMConfig(**self.lm)
-        n = (self.vision.image_size // self.vision.patch) ** 2
+        n = self.vision.grid ** 2
         if self.lm.max_len < self.max_len - 1 + n:
             raise ValueError(f"lm: max_len={self.lm.max_len} cannot hold {self.max_len} text tokens with the "
                              f"<image> placeholder replaced by {n} visual tokens")
@@ -57,7 +57,7 @@ class LLaVA(nn.Module):
         self.vision = VisionTransformer(cfg.vision)
         self.projector = Projector(cfg.vision.vision_dim, cfg.lm.dim, cfg.projector)
         self.lm = CausalLM(cfg.lm)
-        grid = cfg.vision.image_size // cfg.vision.patch
+        grid = cfg.vision.grid
         pos = (sincos_2d(grid, cfg.lm.dim) * cfg.visual_positions if cfg.visual_positions
                else torch.zeros(grid * grid, cfg.lm.dim))  # (N, D)
         self.register_buffer("visual_pos", pos, persistent=False)  # a function of the config: not saved

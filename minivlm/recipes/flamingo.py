@@ -102,7 +102,7 @@ def flamingo_config(clip: CLIP, tokenizer: Tokenizer, data: FlamingoData, lm_lay
     per patch (16) from a 2-layer position-aware resampler reading the ViT's layer before the last, a gated block
     before every LM block."""
     lm = dataclasses.replace(lm_config(tokenizer), layers=lm_layers)
-    n = (clip.cfg.image_size // clip.cfg.patch) ** 2  # patches per image: one latent each, on the same grid
+    n = clip.cfg.grid ** 2  # patches per image: one latent each, on the same grid
     return FlamingoConfig(**{"vision": clip.cfg, "lm": lm, "latents": n, "resampler_depth": 2,
                              "max_frames": data.frames, "heads": 4, "feature_layer": -2, "patch_positions": False,
                              "resampler_positions": RESAMPLER_POSITIONS,

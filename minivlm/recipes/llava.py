@@ -70,7 +70,7 @@ class LLaVAData:
 def llava_config(clip_cfg: CLIPConfig, tokenizer: Tokenizer, projector: str = "mlp", feature_layer: int = -2,
                  visual_positions: float = VISUAL_POSITIONS) -> LLaVAConfig:
     """The LLaVA over a CLIP of `clip_cfg`, whose LM has `tokenizer`'s vocabulary and room for the visual tokens."""
-    n = (clip_cfg.image_size // clip_cfg.patch) ** 2
+    n = clip_cfg.grid ** 2
     return LLaVAConfig(vision=clip_cfg, lm=lm_config(tokenizer, prefix_len=n - 1), projector=projector,
                        feature_layer=feature_layer, visual_positions=visual_positions, max_len=tokenizer.max_len,
                        image_id=tokenizer.image_id)
