@@ -24,7 +24,7 @@ from minivlm.data.tokenizer import Tokenizer
 from minivlm.models.clip import CLIP
 from minivlm.data.datasets import make_shapes
 from minivlm.data.images import preprocess
-from minivlm.recipes.clip import CLIPData, clip_config, eval_sets, evaluate_clip, train_clip
+from minivlm.recipes.clip import CLIPRecipe, clip_config, eval_sets, evaluate_clip, train_clip
 from minivlm.train import TrainConfig, build, make_optimizer, pick_device
 
 THRESHOLDS = (0.5, 0.8, 0.9, 0.95, 0.99)
@@ -113,7 +113,7 @@ def main():
     tok = Tokenizer()
     sets = eval_sets(tok)
     curve = {k: sets[k] for k in ("zeroshot", "heldout", "mixed")}
-    recipe = CLIPData()
+    recipe = CLIPRecipe()
     data = make_shapes(recipe.n_train, args.seed, tok, recipe.res, recipe.p_two)
 
     short_cfg = TrainConfig(steps=args.budget_samples // 128, batch_size=128, seed=args.seed, device=str(device),

@@ -15,16 +15,17 @@ writes bench/results/flamingo_<device>.json. Run alone. About 8 minutes.
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 from pathlib import Path
 
 from clip_bench import first_reaching, machine, parse_bench_args, peak_rss_mb, write_result
+from flamingo_probes import relation_probe
 from generative_bench import CLIP_PATH, curve, run_stats
 from minivlm.data.documents import flamingo_tokenizer
 from minivlm.data.tokenizer import Tokenizer
 from minivlm.recipes.clip import eval_sets, evaluate_clip, load_clip, train_clip
-from minivlm.recipes.flamingo import (LR, FlamingoData, caption_sets, eval_media, evaluate_captions,
-                                      evaluate_flamingo, train_flamingo)
+from minivlm.recipes.flamingo import (FlamingoRecipe, caption_sets, eval_media, evaluate_captions, evaluate_flamingo,
+                                      train_flamingo)
 from minivlm.train import TrainConfig, save_checkpoint
 
 CURVE = ("caption_em", "caption_em_1obj", "caption_em_2obj", "heldout_em")
@@ -51,18 +52,19 @@ def main():
         clip_info = {"checkpoint": f"trained here, saved to {CLIP_PATH}", **run_stats(hist)}
     clip_metrics = evaluate_clip(clip, clip_tok, eval_sets(clip_tok, names=("zeroshot", "heldout")))
 
-    tok, data = flamingo_tokenizer(), FlamingoData()
-    model, hist, lm = train_flamingo(TrainConfig(seconds=args.seconds, lr=LR, seed=args.seed, device=str(device),
-                                                 eval_every_s=args.eval_every), clip, tok, data,
-                                     curve={"captions": caption_sets(tok, data.res, n=500)})
-    final = evaluate_flamingo(model, tok, caption_sets(tok, data.res), eval_media(tok, data))
+    tok, recipe = flamingo_tokenizer(), dataclasses.replace(FlamingoRecipe(), eval_every_s=args.eval_every)
+    model, hist, lm = train_flamingo(recipe.train_config(seconds=args.seconds, seed=args.seed, device=str(device)),
+                                     clip, tok, recipe, curve={"captions": caption_sets(tok, recipe.res, n=500)})
+    captions = caption_sets(tok, recipe.res)
+    final = {**evaluate_flamingo(model, tok, captions, eval_media(tok, recipe)),
+             "relation_probe": relation_probe(model, tok, captions["mixed"].images, captions["mixed"].scenes)}
     shots = final["fewshot_acc"]
     one = first_reaching(hist.evals, "caption_em_1obj", 0.95)
     short = None
     if args.short_seconds > 0:
-        short_model, short_hist, _ = train_flamingo(TrainConfig(seconds=args.short_seconds, lr=LR, seed=args.seed,
-                                                                device=str(device)), clip, tok, data)
-        short = {**run_stats(short_hist), **evaluate_captions(short_model, tok, caption_sets(tok, data.res))}
+        short_model, short_hist, _ = train_flamingo(recipe.train_config(seconds=args.short_seconds, seed=args.seed,
+                                                                        device=str(device)), clip, tok, recipe)
+        short = {**run_stats(short_hist), **evaluate_captions(short_model, tok, captions)}
     result = {
         "clip": {**clip_info, **{k: clip_metrics[k] for k in ("zero_shot_acc", "heldout_acc")}},
         "lm_pretrain_steps": lm["lm_pretrain_steps"], "lm_pretrain_seconds": round(lm["lm_pretrain_seconds"], 1),

@@ -21,16 +21,17 @@ make every timing meaningless. About 20 minutes.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
 from clip_bench import first_reaching, machine, parse_bench_args, peak_rss_mb, write_result
 from minivlm.data.questions import instruction_tokenizer
 from minivlm.data.tokenizer import Tokenizer
-from minivlm.recipes.captioner import evaluate_captioner, train_captioner
+from minivlm.recipes.captioner import CaptionerRecipe, evaluate_captioner, train_captioner
 from minivlm.recipes.clip import eval_sets, evaluate_clip, load_clip, train_clip
-from minivlm.recipes.clipcap import LM_STEPS, evaluate_clipcap, train_clipcap
-from minivlm.recipes.llava import LR as LLAVA_LR, eval_sets as vqa_sets, evaluate_llava, head, train_llava
+from minivlm.recipes.clipcap import ClipCapRecipe, evaluate_clipcap, train_clipcap
+from minivlm.recipes.llava import LLaVARecipe, eval_sets as vqa_sets, evaluate_llava, head, train_llava
 from minivlm.train import TrainConfig, save_checkpoint
 
 CLIP_PATH = "runs/bench-clip/clip.pt"  # the CLIP a run trains, for --clip in a later run of some parts
@@ -55,7 +56,7 @@ def captioner(clip, args, device, seconds: float, targets: dict, feature_layer: 
     sets = eval_sets(tok, names=("mixed", "heldout"))
     model, hist = train_captioner(TrainConfig(seconds=seconds, seed=args.seed, device=str(device),
                                               eval_every_s=args.eval_every), tok, clip,
-                                  feature_layer=feature_layer, curve_sets={"mixed": sets["mixed"]})
+                                  CaptionerRecipe(feature_layer=feature_layer), curve_sets={"mixed": sets["mixed"]})
     reached = {name: first_reaching(hist.evals, key, level) for name, (key, level, _) in targets.items()}
     return {"feature_layer": model.cfg.feature_layer, **run_stats(hist), "final": evaluate_captioner(model, tok, sets),
             "reached": reached,
@@ -70,9 +71,10 @@ def clipcap(clip, tok, args, device) -> dict:
     runs = {}
     for mapper, frozen in (("mlp", False), ("transformer", True)):
         for k in (1, 4, 10):
-            cfg = TrainConfig(seconds=args.clipcap_seconds * args.scale, seed=args.seed, device=str(device))
-            model, hist, lm_hist = train_clipcap(cfg, clip, tok, mapper, k, frozen,
-                                                 lm_steps=max(1, round(LM_STEPS * args.scale)) if frozen else 0)
+            recipe = ClipCapRecipe(mapper=mapper, prefix_len=k, freeze_lm=frozen,
+                                   lm_steps=max(1, round(ClipCapRecipe.lm_steps * args.scale)))
+            cfg = recipe.train_config(seconds=args.clipcap_seconds * args.scale, seed=args.seed, device=str(device))
+            model, hist, lm_hist = train_clipcap(cfg, clip, tok, recipe)
             m = evaluate_clipcap(model, tok, sets)
             runs[f"{mapper}{'-frozen-lm' if frozen else '-finetuned-lm'}-k{k}"] = {
                 "mapper": mapper, "freeze_lm": frozen, "prefix_len": k, **run_stats(hist),
@@ -85,9 +87,10 @@ def clipcap(clip, tok, args, device) -> dict:
 def llava(clip, args, device) -> dict:
     tok = instruction_tokenizer()
     sets = vqa_sets(tok)
-    cfg = TrainConfig(seconds=180.0 * args.scale, lr=LLAVA_LR, seed=args.seed, device=str(device),
-                      eval_every_s=args.eval_every * 3)
-    model, hist, stages = train_llava(cfg, clip, tok, curve_sets={"vqa": head(sets["vqa"], 400)})
+    recipe = LLaVARecipe()
+    cfg = dataclasses.replace(recipe.train_config(seconds=180.0 * args.scale, seed=args.seed, device=str(device)),
+                              eval_every_s=args.eval_every * 3)
+    model, hist, stages = train_llava(cfg, clip, tok, recipe, curve_sets={"vqa": head(sets["vqa"], 400)})
     m = evaluate_llava(model, tok, sets)
     by = m["vqa_acc_by_type"]
     return {**run_stats(hist), **{k: round(v, 1) for k, v in stages.items()}, **m,

@@ -24,8 +24,8 @@ from clip_bench import machine, parse_bench_args, peak_rss_mb, write_result
 from generative_bench import curve, run_stats
 from vq_bench import VQ_PATH
 from minivlm.recipes.clip import load_clip
-from minivlm.recipes.cm3 import CM3Data, evaluate_cm3, train_cm3
-from minivlm.recipes.dalle import evaluate_dalle, train_dalle
+from minivlm.recipes.cm3 import CM3Recipe, evaluate_cm3, train_cm3
+from minivlm.recipes.dalle import DalleRecipe, evaluate_dalle, train_dalle
 from minivlm.recipes.vq import load_judge, load_vq
 from minivlm.train import TrainConfig
 
@@ -60,23 +60,23 @@ def main():
         model.train()
         return m
 
-    dalle, hist = train_dalle(cfg(args.dalle_seconds), vq, evaluate=dalle_curve)
+    dalle, hist = train_dalle(cfg(args.dalle_seconds), vq, DalleRecipe(), evaluate=dalle_curve)
     result = {"dalle": {**run_stats(hist), "params": sum(p.numel() for p in dalle.parameters()),
                         "final": evaluate_dalle(dalle, vq, judge, clip),
                         "final_temperature_1": evaluate_dalle(dalle, vq, judge, clip, temperature=1.0),
                         "curve_columns": ["seconds", "samples", "t2i_match_1obj", "t2i_match_1obj_rerank8"],
                         "curve": curve(hist, ("t2i_match_1obj", "t2i_match_1obj_rerank8"))}}
-    runs = {"cm3": CM3Data()}
+    runs = {"cm3": CM3Recipe()}
     if not args.skip_baseline:
-        runs["left_to_right"] = CM3Data(span_mix={"none": 1.0})
-    for name, data in runs.items():
+        runs["left_to_right"] = CM3Recipe(span_mix={"none": 1.0})
+    for name, recipe in runs.items():
         def cm3_curve(model):
             m = evaluate_cm3(model, vq, judge, clip, n_caption=100, n_infill=100)
             model.train()
             return m
-        model, hist = train_cm3(cfg(args.cm3_seconds), vq, data, evaluate=cm3_curve)
+        model, hist = train_cm3(cfg(args.cm3_seconds), vq, recipe, evaluate=cm3_curve)
         result[name] = {**run_stats(hist), "params": sum(p.numel() for p in model.parameters()),
-                        "span_mix": data.span_mix, "final": evaluate_cm3(model, vq, judge, clip),
+                        "span_mix": recipe.span_mix, "final": evaluate_cm3(model, vq, judge, clip),
                         "curve_columns": ["seconds", "samples", *CM3_CURVE], "curve": curve(hist, CM3_CURVE)}
     d, c = result["dalle"]["final"], result["cm3"]["final"]
     result["targets"] = {

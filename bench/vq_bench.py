@@ -12,6 +12,7 @@ runs/bench-vq/ for bench/t2i_bench.py. Run alone. About 6 minutes.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -19,8 +20,9 @@ import numpy as np
 
 from clip_bench import first_reaching, machine, parse_bench_args, peak_rss_mb, write_result
 from generative_bench import curve, run_stats
-from minivlm.recipes.vq import BATCH_SIZE, LR, eval_sets, evaluate_judge, evaluate_vq, train_judge, train_vq
-from minivlm.train import TrainConfig, save_checkpoint
+from minivlm.recipes.vq import (JudgeRecipe, VQRecipe, eval_sets, evaluate_judge, evaluate_vq, train_judge,
+                                train_vq)
+from minivlm.train import save_checkpoint
 
 CURVE = ("recon_colour_shape_acc", "recon_judge_acc", "recon_mse", "codebook_perplexity", "dead_codes")
 JUDGE_PATH = "runs/bench-vq/judge.pt"  # reusable by `train vq --judge`
@@ -36,14 +38,15 @@ def main():
     sets = eval_sets()
     curve_set = sets["mixed"].subset(np.arange(500))
 
-    judge_cfg = TrainConfig(seconds=args.judge_seconds, seed=args.seed, device=str(device))
-    judge, judge_hist = train_judge(judge_cfg)
+    judge_recipe, vq_recipe = JudgeRecipe(), VQRecipe()
+    judge_cfg = judge_recipe.train_config(seconds=args.judge_seconds, seed=args.seed, device=str(device))
+    judge, judge_hist = train_judge(judge_cfg, judge_recipe)
     judge_metrics = evaluate_judge(judge, sets)
     save_checkpoint(JUDGE_PATH, judge, "judge", judge.cfg, judge_cfg, extra=run_stats(judge_hist))
 
-    vq_cfg = TrainConfig(seconds=args.seconds, batch_size=BATCH_SIZE, lr=LR, seed=args.seed, device=str(device),
-                         eval_every_s=args.eval_every)
-    vq, hist = train_vq(vq_cfg, judge=judge, curve_set=curve_set)
+    vq_cfg = dataclasses.replace(vq_recipe.train_config(seconds=args.seconds, seed=args.seed, device=str(device)),
+                                 eval_every_s=args.eval_every)  # the recipe's batch and lr
+    vq, hist = train_vq(vq_cfg, vq_recipe, judge=judge, curve_set=curve_set)
     final = evaluate_vq(vq, judge, sets)
     save_checkpoint(VQ_PATH, vq, "vq", vq.cfg, vq_cfg, extra=run_stats(hist))
     reached = first_reaching(hist.evals, "recon_colour_shape_acc", 0.95)

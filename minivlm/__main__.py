@@ -1,18 +1,35 @@
-"""Command line: `python -m minivlm train clip|lm|clipcap|llava|flamingo ...`, `python -m minivlm eval MODEL CKPT ...`,
-`python -m minivlm ask CKPT IMAGE.png "question"` (LLaVA), `python -m minivlm caption CKPT IMAGE.png` (ClipCap) and
-`python -m minivlm fewshot CKPT PROMPT_FILE` (Flamingo) and `python -m minivlm draw CKPT "caption"` (DALL-E, CM3).
+"""Command line, built from the registry of recipes (minivlm/recipes/registry.py):
+
+    python -m minivlm list                                   every system, its family, tasks, budget, prerequisites
+    python -m minivlm train NAME [--steps N | --seconds S] [--seed S] [--set field=value ...] [--out DIR]
+    python -m minivlm eval NAME CKPT [--out DIR]
+    python -m minivlm leaderboard [--seeds 0,1] [--quick] [--only a,b]
+    python -m minivlm ask|caption|fewshot|draw CKPT ...      verbs the recipes declare
 
 Any bad argument, unknown model or unreadable checkpoint ends with one line on stderr and exit status 2.
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+from pathlib import Path
 
-from minivlm.recipes import clip_cli, clipcap_cli, flamingo_cli, llava_cli, lm_cli, t2i_cli, vq_cli
+import torch
 
-MODELS = {"clip": clip_cli, "lm": lm_cli, "llava": llava_cli, "clipcap": clipcap_cli,
-          "flamingo": flamingo_cli, "vq": vq_cli, "dalle": t2i_cli, "cm3": t2i_cli}  # name -> module with train(args), evaluate(args)
+from minivlm.recipes import cache, registry
+from minivlm.recipes.recipe import from_settings, measure, override, save, train
+from minivlm.recipes.runs import checkpoint_stats, show_eval
+from minivlm.train import load_checkpoint
+
+# flags of earlier versions, each the short form of `--set FIELD=value` for the recipes that have the field
+SETTING_FLAGS = {"clip_steps": "--clip-steps", "projector": "--projector", "mapper": "--mapper",
+                 "prefix_len": "--prefix-len", "freeze_lm": "--freeze-lm"}
+# a checkpoint given for a prerequisite's role instead of the cache's
+ROLE_FLAGS = ("clip", "vq", "judge")
+# Python arguments named in the package's errors -> the command-line flags behind them
+FLAG_NAMES = {"unk=True": "--unk", "resize=True": "--resize"}
+NOT_STORED = ("vocab", "max_len", "recipe", "overrides")  # checkpoint extras that are not metrics
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,42 +51,47 @@ def _positive(kind):
 
 
 def parser() -> argparse.ArgumentParser:
+    names = list(registry.recipes())
     p = _Parser(prog="python -m minivlm", allow_abbrev=False,
-                description="Train and evaluate tiny vision-language models.")
+                description="Train, evaluate and compare tiny vision-language models.")
     sub = p.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", allow_abbrev=False, help="train a model, evaluate it, save checkpoint, metrics and plots")
-    t.add_argument("model", choices=sorted(MODELS))
+    sub.add_parser("list", help="every system: family, tasks, default budget, what it builds on")
+    t = sub.add_parser("train", allow_abbrev=False,
+                       help="train a system, evaluate it, save checkpoint, metrics and plots")
+    t.add_argument("model", choices=names)
     budget = t.add_mutually_exclusive_group()
-    budget.add_argument("--seconds", type=_positive(float),
-                        help="training wall seconds (default 120 for clip, 30 for lm, 90 for llava, 60 for clipcap, "
-                        "120 for flamingo, 180 for vq after a 90 s judge, 360 for dalle, 300 for cm3)")
-    budget.add_argument("--steps", type=_positive(int), help="optimiser steps")
+    budget.add_argument("--steps", type=_positive(int), help="optimiser steps (default: the recipe's own, see list)")
+    budget.add_argument("--seconds", type=_positive(float), help="training wall seconds instead of steps")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     t.add_argument("--out", default=None, help="output folder (default runs/MODEL-seedS)")
-    t.add_argument("--clip", default=None,
-                   help="llava, clipcap, flamingo: a trained CLIP checkpoint for the vision encoder; dalle, cm3: the "
-                   "CLIP that reranks samples")
-    t.add_argument("--clip-steps", type=_positive(int),
-                   help="llava, clipcap, flamingo, dalle, cm3: train the CLIP for this many steps (default 100 s) "
-                   "when no --clip")
-    t.add_argument("--judge", default=None, help="vq, dalle, cm3: a trained judge checkpoint")
-    t.add_argument("--vq", default=None, help="dalle, cm3: a trained image tokenizer (train vq), judge.pt beside it; "
-                   "else judge and tokenizer are trained first")
-    t.add_argument("--projector", choices=("linear", "mlp"), default="mlp", help="llava: the projector")
-    t.add_argument("--mapper", choices=("mlp", "transformer"), default="mlp", help="clipcap: the mapping network F")
-    t.add_argument("--prefix-len", type=_positive(int), default=4, help="clipcap: prefix embeddings k (default 4)")
+    t.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a recipe setting, type-checked (e.g. --set lr=1e-3); repeatable")
+    for role in ROLE_FLAGS:
+        t.add_argument(f"--{role}", default=None, metavar="CKPT",
+                       help=f"a trained {role} checkpoint for the systems built on one (else the cache's)")
+    t.add_argument("--clip-steps", type=_positive(int), help="= --set clip_steps=N")
+    t.add_argument("--projector", choices=("linear", "mlp"), help="llava: = --set projector=...")
+    t.add_argument("--mapper", choices=("mlp", "transformer"), help="clipcap: = --set mapper=...")
+    t.add_argument("--prefix-len", type=_positive(int), help="clipcap: = --set prefix_len=K")
     lm = t.add_mutually_exclusive_group()
-    lm.add_argument("--freeze-lm", dest="freeze_lm", action="store_true",
-                    help="clipcap: freeze the LM, pretrained on captions alone for 200 steps first")
-    lm.add_argument("--finetune-lm", dest="freeze_lm", action="store_false",
-                    help="clipcap: train the LM from scratch with the mapper (default)")
+    lm.add_argument("--freeze-lm", dest="freeze_lm", action="store_const", const=True,
+                    help="clipcap: = --set freeze_lm=true (the LM pretrained on captions first, then frozen)")
+    lm.add_argument("--finetune-lm", dest="freeze_lm", action="store_const", const=False,
+                    help="clipcap: = --set freeze_lm=false (the default)")
     e = sub.add_parser("eval", allow_abbrev=False, help="re-evaluate a checkpoint")
-    e.add_argument("model", choices=sorted(MODELS))
+    e.add_argument("model", choices=names)
     e.add_argument("checkpoint")
     e.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     e.add_argument("--out", default=None, help="write metrics.json and plots here")
     e.add_argument("--clip", default=None, help="dalle, cm3: a CLIP checkpoint to rerank samples")
+    lb = sub.add_parser("leaderboard", allow_abbrev=False,
+                        help="train (or take from the cache) every system and score it on every task it supports")
+    lb.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    lb.add_argument("--quick", action="store_true", help="a few steps each: checks the whole path, not the figures")
+    lb.add_argument("--only", default=None, help="comma-separated systems (default: all)")
+    lb.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    lb.add_argument("--out", default=None, help="where the table, JSON and figure go (default bench/results)")
     a = sub.add_parser("ask", allow_abbrev=False, help="ask a trained LLaVA a question about a PNG image")
     a.add_argument("checkpoint")
     a.add_argument("image")
@@ -101,23 +123,127 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def recipe_of(name: str, args) -> tuple[object, dict]:
+    """The recipe `train NAME` runs: the registered defaults, then the short flags, then every --set, each checked
+    against the recipe's fields. Returns it and what was overridden."""
+    recipe = registry.get(name)()
+    fields = recipe.settings()
+    pairs = []
+    for field, flag in SETTING_FLAGS.items():
+        value = getattr(args, field)
+        if value is None:
+            continue
+        if field not in fields:
+            raise ValueError(f"{flag}: not a setting of {name}")
+        pairs.append(f"{field}={value}")
+    return override(recipe, pairs + args.set)
+
+
+def given_deps(recipe, args) -> tuple[dict, dict]:
+    """The prerequisites named on the command line (--clip, --vq, --judge; a --vq's judge.pt beside it unless
+    --judge is given) -> (role -> model, role -> checkpoint path)."""
+    roles = recipe.prerequisites()
+    paths = {}
+    for role in ROLE_FLAGS:
+        path = getattr(args, role)
+        if path is None:
+            continue
+        if role not in roles:
+            raise ValueError(f"--{role}: {recipe.name} builds on no {role} (it builds on: "
+                             f"{', '.join(roles) or 'nothing'})")
+        paths[role] = Path(path)
+    deps = {role: roles[role][0].load(path, args.device)[0] for role, path in paths.items()}
+    if "vq" in paths and "judge" in roles and "judge" not in paths:
+        paths["judge"] = paths["vq"].parent / "judge.pt"
+        if not paths["judge"].is_file():
+            raise ValueError(f"--vq: no judge.pt beside {str(paths['vq'])!r} (train vq writes one there)")
+        deps["judge"] = roles["judge"][0].load(paths["judge"], args.device)[0]
+    return deps, paths
+
+
+def train_command(args) -> None:
+    recipe, overrides = recipe_of(args.model, args)
+    deps, paths = given_deps(recipe, args)
+    out = Path(args.out or f"runs/{recipe.name}-seed{args.seed}")
+    run = train(recipe, args.steps, args.seconds, args.seed, args.device, deps, curves=True)
+    metrics = {**measure(recipe, run), "overrides": overrides,
+               **{f"{role}_checkpoint": str(path) for role, path in paths.items()}}
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt = out / f"{recipe.name}.pt"
+    save(recipe, run, ckpt, overrides)
+    for role, (prereq, steps) in recipe.prerequisites().items():  # beside the model, for eval and the verbs
+        source = paths.get(role) or cache.path_of(prereq, args.seed, steps)
+        cache.copy(source, out / f"{role}.pt")
+        metrics[f"{role}_train_seconds"] = load_checkpoint(source, prereq.name)["extra"].get("train_seconds")
+    if args.seconds is None and not paths:  # a steps budget on the cache's prerequisites: reusable
+        cache.keep(recipe, args.seed, run.stats["steps"], ckpt)
+    recipe.report(run.model, metrics, out, run.history, run.deps)
+    print(f"wrote {out}/: metrics.json, {ckpt.name}, *.png")
+
+
+def eval_command(args) -> None:
+    cls = registry.get(args.model)
+    ckpt_info = load_checkpoint(args.checkpoint, cls.name)
+    saved = ckpt_info["extra"].get("recipe")
+    recipe = from_settings(cls, saved, args.checkpoint) if saved else cls()
+    model, _, ckpt = recipe.load(args.checkpoint, args.device)
+    folder, roles = Path(args.checkpoint).parent, recipe.prerequisites()
+    deps = {}
+    for role in recipe.eval_roles:
+        path = folder / f"{role}.pt"
+        if not path.is_file():
+            raise ValueError(f"checkpoint: no {role}.pt beside {args.checkpoint!r} (train {recipe.name} writes one "
+                             "there)")
+        deps[role] = roles[role][0].load(path, args.device)[0]
+    if args.clip:
+        deps["clip"] = registry.get("clip")().load(args.clip, args.device)[0]
+    extra = {k: v for k, v in ckpt["extra"].items() if k not in NOT_STORED}
+    with torch.no_grad():
+        metrics = {**recipe.evaluate(model, deps), **extra, **checkpoint_stats(model, ckpt)}
+    show_eval(metrics, args.out, lambda m, out: recipe.report(model, m, out, None, deps))
+
+
+def list_command() -> None:
+    rows = [(cls.name, cls.family, ", ".join(cls.tasks), f"{cls.steps:,} steps",
+             ", ".join(f"{role} ({steps:,} steps)" for role, (_, steps) in cls().prerequisites().items()) or "–")
+            for cls in registry.recipes().values()]
+    head = ("system", "family", "tasks", "default budget", "builds on")
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
+    for row in [head] + rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
+def verb_command(args) -> None:
+    """ask (llava), caption (clipcap), fewshot (flamingo), draw (dalle, cm3): the recipe module's function."""
+    for cls in registry.recipes().values():
+        if args.command in cls.verbs:
+            module = importlib.import_module(cls.__module__)
+            options = {k: v for k, v in vars(args).items() if k != "command"}
+            getattr(module, args.command)(**options)
+            return
+    raise ValueError(f"{args.command}: no recipe declares this verb")
+
+
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
-        if args.command == "ask":
-            llava_cli.ask(args)
-        elif args.command == "caption":
-            clipcap_cli.caption(args)
-        elif args.command == "fewshot":
-            flamingo_cli.fewshot(args)
-        elif args.command == "draw":
-            t2i_cli.draw_command(args)
+        if args.command == "list":
+            list_command()
         elif args.command == "train":
-            MODELS[args.model].train(args)
+            train_command(args)
+        elif args.command == "eval":
+            eval_command(args)
+        elif args.command == "leaderboard":
+            from minivlm.recipes.leaderboard import leaderboard
+            leaderboard([int(s) for s in args.seeds.split(",")], args.quick,
+                        args.only.split(",") if args.only else None, args.device, args.out)
         else:
-            MODELS[args.model].evaluate(args)
-    except ValueError as e:  # our boundary checks: bad checkpoint, bad device, bad data
-        sys.stderr.write(f"minivlm: error: {e}\n")
+            verb_command(args)
+    except ValueError as e:  # our boundary checks: bad checkpoint, bad device, bad data, bad --set
+        message = str(e)
+        for name, flag in FLAG_NAMES.items():
+            message = message.replace(name, flag)
+        sys.stderr.write(f"minivlm: error: {message}\n")
         return 2
     return 0
 

@@ -69,7 +69,7 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Adam
     """AdamW with weight decay on weight matrices and embeddings, none on biases, norms and scalars.
 
     A model may return {parameter name: factor} from `lr_scales()`: those parameters get their own group, trained at
-    factor x the scheduled lr (Flamingo's tanh gates, see recipes/flamingo.py); `fit` keeps the factor."""
+    factor x the scheduled lr (Flamingo's tanh gates, see bench/README.md, "Flamingo"); `fit` keeps the factor."""
     scales = model.lr_scales() if hasattr(model, "lr_scales") else {}
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     groups = []
@@ -141,6 +141,8 @@ def fit(model: torch.nn.Module, next_batch, cfg: TrainConfig, evaluate=None, des
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if hasattr(model, "after_step"):  # e.g. CLIP clamps its temperature here, as open_clip does
+            model.after_step()
         loss_value = loss.item()  # also waits for the GPU, so the step time below is real
         dt = time.perf_counter() - t0
         step, samples, train_s = step + 1, samples + batch_len(batch), train_s + dt
@@ -180,6 +182,12 @@ def load_checkpoint(path, kind: str | tuple[str, ...]) -> dict:
                          f"(truncated or another format: {type(e).__name__})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"checkpoint: {str(path)!r} is not a minivlm checkpoint (no '{CHECKPOINT_FORMAT}' tag)")
+    missing = [k for k in ("kind", "model_config", "state_dict", "extra", "seed") if k not in ckpt]
+    if missing:
+        raise ValueError(f"checkpoint: {str(path)!r} lacks {', '.join(missing)} (not written by save_checkpoint?)")
+    bad = [k for k, v in ckpt["state_dict"].items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise ValueError(f"checkpoint: {str(path)!r} has NaN or inf in its weights ({', '.join(bad[:3])})")
     kinds = (kind,) if isinstance(kind, str) else tuple(kind)
     if ckpt["kind"] not in kinds:
         expected = repr(kinds[0]) if len(kinds) == 1 else " or ".join(map(repr, kinds))

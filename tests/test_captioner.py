@@ -8,7 +8,7 @@ from minivlm.data import instruction_tokenizer, preprocess
 from minivlm.data.world import Obj, Scene
 from minivlm.evaluate import caption_scores, references
 from minivlm.models.clip import CLIP
-from minivlm.recipes.captioner import PROMPT, CaptionerData, describe, evaluate_captioner, train_captioner
+from minivlm.recipes.captioner import PROMPT, CaptionerRecipe, describe, evaluate_captioner, train_captioner
 from minivlm.recipes.clip import eval_sets
 from minivlm.train import TrainConfig, build
 
@@ -37,7 +37,7 @@ def test_caption_scores_by_meaning_and_kind():
 @pytest.mark.parametrize("with_clip", [True, False])
 def test_recipe_freezes_clip_or_trains_the_tower_from_scratch(tok, clip, with_clip):
     model, history = train_captioner(TrainConfig(steps=2, batch_size=8, device="cpu"), tok,
-                                     clip if with_clip else None, CaptionerData(n_train=64))
+                                     clip if with_clip else None, CaptionerRecipe(n_train=64))
     assert len(history.steps) == 2 and np.isfinite(history.steps[-1]["loss"])
     assert all(p.requires_grad != with_clip for p in model.vision.parameters())
     assert all(p.requires_grad for p in (*model.projector.parameters(), *model.lm.parameters()))
@@ -48,7 +48,7 @@ def test_recipe_freezes_clip_or_trains_the_tower_from_scratch(tok, clip, with_cl
 
 
 def test_captions_answer_the_describe_prompt_and_are_deterministic(tok, clip):
-    model, _ = train_captioner(TrainConfig(steps=1, batch_size=8, device="cpu"), tok, clip, CaptionerData(n_train=8))
+    model, _ = train_captioner(TrainConfig(steps=1, batch_size=8, device="cpu"), tok, clip, CaptionerRecipe(n_train=8))
     data = eval_sets(tok, names=("mixed",))["mixed"]
     images = data.images[:6]
     first = describe(model.eval(), images, tok, batch_size=4)
@@ -59,7 +59,7 @@ def test_captions_answer_the_describe_prompt_and_are_deterministic(tok, clip):
 def test_a_short_run_learns_to_caption_single_objects(tok, clip):
     """From scratch, 60 steps on single objects: the loss halves and some single-object captions are right."""
     model, history = train_captioner(TrainConfig(steps=60, batch_size=32, lr=3e-3, device="cpu"), tok, None,
-                                     CaptionerData(n_train=2000, p_two=0.0))
+                                     CaptionerRecipe(n_train=2000, p_two=0.0))
     assert history.steps[-1]["loss"] < 0.5 * history.steps[0]["loss"]
     m = evaluate_captioner(model, tok, eval_sets(tok, names=("mixed", "heldout")))
     assert set(m) == {"caption_em", "caption_em_1obj", "caption_em_2obj", "bleu4", "heldout_em"}

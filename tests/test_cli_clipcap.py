@@ -4,13 +4,12 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 
 from minivlm.__main__ import main
 from minivlm.models.clip import CLIP
 from minivlm.train import TrainConfig, build, save_checkpoint
-from test_cli import _run
+from cli_run import run_cli as _run
 
 SAMPLE = str(Path(__file__).parents[1] / "data_samples" / "000.png")
 SETTING = ("caption_em", "caption_em_1obj", "caption_em_2obj", "heldout_em", "bleu4")

@@ -75,8 +75,9 @@ def test_ask_refuses_or_resizes_an_image_of_another_size(trained_run, big_png, c
 @pytest.mark.parametrize("question, flags, message", [
     ("<image> <image> what colour is the circle?", [], "prompts[0]: expected exactly one <image>"),
     ("what colour is the blob?", [], "unknown word 'blob'"),
+    ("what colour is the blob?", [], "(pass --unk to map unknown words to <unk>)"),  # the flag, not unk=True
     ("what colour is the blob?", ["--unk"], None),
-], ids=["two placeholders", "unknown word", "unknown word as <unk>"])
+], ids=["two placeholders", "unknown word", "unknown word names --unk", "unknown word as <unk>"])
 def test_ask_bad_questions(trained_run, capsys, question, flags, message):
     status = main(["ask", str(trained_run / "llava.pt"), SAMPLE, question, *flags])
     if message is None:

@@ -1,8 +1,9 @@
-"""`python -m minivlm train dalle|cm3`, `eval` and `draw` as a user runs them: one 2-step dalle run that trains its
-own judge, tokenizer and CLIP (each rendering 50k scenes, so it takes a while), one 2-step cm3 run on that
-tokenizer and CLIP, the files and metrics they write, eval reproducing them, `draw` writing a reranked PNG, and bad
-input ending in one line and exit status 2."""
+"""`python -m minivlm train dalle|cm3`, `eval` and `draw` as a user runs them: one 2-step dalle run whose judge,
+tokenizer and CLIP (2 steps each) are trained in a cache of the test's own, one 2-step cm3 run on that tokenizer and
+CLIP, the files and metrics they write, eval reproducing them, `draw` writing a reranked PNG, and bad input ending in
+one line and exit status 2."""
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -10,13 +11,16 @@ from PIL import Image
 
 from cli_run import run_cli
 from minivlm.__main__ import main
-from minivlm.recipes.vq import BATCH_SIZE, LR
+from minivlm.recipes.vq import VQRecipe
 from minivlm.train import load_checkpoint
 
 KEYS = {"dalle": ("t2i_match_1obj", "t2i_match_1obj_rerank8", "t2i_match_2obj", "t2i_exact_2obj",
                   "t2i_match_heldout", "judge_acc"),
         "cm3": ("caption_em_1obj", "caption_em_1obj_l2r", "caption_em_2obj", "t2i_match_1obj", "infill_judge_acc",
                 "infill_text_acc", "judge_acc")}
+
+
+BATCH_SIZE, LR = VQRecipe.batch_size, VQRecipe.lr
 
 
 def _run(*args):
@@ -26,10 +30,13 @@ def _run(*args):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli_t2i")
-    dalle = _run("train", "dalle", "--steps", 2, "--clip-steps", 2, "--out", root / "dalle")
-    assert dalle.returncode == 0, dalle.stderr[-2000:]
-    cm3 = _run("train", "cm3", "--steps", 2, "--vq", root / "dalle" / "vq.pt", "--clip", root / "dalle" / "clip.pt",
-               "--out", root / "cm3")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MINIVLM_CACHE", str(root / "cache"))  # the 2-step prerequisites are trained there
+        dalle = _run("train", "dalle", "--steps", 2, "--clip-steps", 2, "--set", "vq_steps=2", "--set",
+                     "judge_steps=2", "--out", root / "dalle")
+        assert dalle.returncode == 0, dalle.stderr[-2000:]
+        cm3 = _run("train", "cm3", "--steps", 2, "--vq", root / "dalle" / "vq.pt", "--clip",
+                   root / "dalle" / "clip.pt", "--out", root / "cm3")
     assert cm3.returncode == 0, cm3.stderr[-2000:]
     return root, {"dalle": dalle, "cm3": cm3}
 
@@ -44,7 +51,7 @@ def test_train_writes_metrics_and_files(runs, kind):
     for key in KEYS[kind]:
         assert 0.0 <= metrics[key] <= 1.0, key
     assert metrics["steps"] == 2 and metrics["samples_seen"] == 128 and metrics["seed"] == 0
-    for name in (f"{kind}.pt", "vq.pt", "judge.pt", "curves.png", "samples.png", "history.json"):
+    for name in (f"{kind}.pt", "vq.pt", "judge.pt", "clip.pt", "curves.png", "samples.png", "history.json"):
         assert (out / name).stat().st_size > 0, name
     assert "results (" in results[kind].stdout
     if kind == "cm3":
@@ -96,11 +103,12 @@ def test_bad_input_is_one_line_and_status_2(runs, tmp_path, capsys):
     assert main(["draw", str(root / "dalle" / "clip.pt"), "a large red star"]) == 2
     assert "holds a 'clip' model, expected 'dalle' or 'cm3'" in _error(capsys)
     assert main(["eval", "dalle", str(root / "cm3" / "cm3.pt")]) == 2
-    assert "holds a cm3 model, not dalle" in _error(capsys)
+    assert "holds a 'cm3' model, expected 'dalle'" in _error(capsys)
     lonely = tmp_path / "dalle.pt"
     lonely.write_bytes((root / "dalle" / "dalle.pt").read_bytes())
     assert main(["draw", str(lonely), "a large red star"]) == 2
     assert "no vq.pt beside" in _error(capsys)
+    shutil.copyfile(root / "dalle" / "judge.pt", tmp_path / "judge.pt")  # --vq's judge is looked for before it is read
     assert main(["train", "cm3", "--steps", "1", "--vq", str(lonely), "--out", str(tmp_path / "x")]) == 2
     assert "holds a 'dalle' model, expected 'vq'" in _error(capsys)
     truncated = tmp_path / "cut" / "cm3.pt"

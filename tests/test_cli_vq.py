@@ -1,6 +1,6 @@
-"""`python -m minivlm train vq` / `eval vq` as a user runs them: one shared 2-step run (judge and tokenizer, each
-rendering its 50k training scenes, so it takes several seconds), the files it writes, an eval that reproduces its
-metrics, and bad checkpoints ending in one line and exit status 2."""
+"""`python -m minivlm train vq` / `eval vq` as a user runs them: one shared 2-step run (the judge, 2 steps, from a
+cache of the test's own, then the tokenizer), the files it writes, an eval that reproduces its metrics, and bad
+checkpoints ending in one line and exit status 2."""
 import json
 import shutil
 
@@ -8,21 +8,23 @@ import pytest
 
 from cli_run import run_cli as _run
 from minivlm.__main__ import main
-from minivlm.recipes.vq import BATCH_SIZE, LR
+from minivlm.recipes.vq import VQRecipe
 from minivlm.train import load_checkpoint
 
 KEYS = ("recon_judge_acc", "recon_colour_shape_acc", "recon_mse", "codebook_perplexity", "dead_codes", "judge_acc",
         "judge_acc_1obj", "judge_acc_2obj", "judge_heldout_acc", "heldout_recon_colour_shape_acc")
-FILES = ("vq.pt", "judge.pt", "curves.png", "judge_curves.png", "reconstructions.png", "history.json")
-
+FILES = ("vq.pt", "judge.pt", "curves.png", "reconstructions.png", "history.json")
+BATCH_SIZE, LR = VQRecipe.batch_size, VQRecipe.lr
 
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("cli_vq") / "run"
-    result = _run("train", "vq", "--steps", 2, "--out", out)
+    root = tmp_path_factory.mktemp("cli_vq")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MINIVLM_CACHE", str(root / "cache"))  # the 2-step judge is trained there, not in runs/cache
+        result = _run("train", "vq", "--steps", 2, "--set", "judge_steps=2", "--out", root / "run")
     assert result.returncode == 0, result.stderr[-2000:]
-    return out, result
+    return root / "run", result
 
 
 def test_train_writes_metrics_and_files(trained_run):
@@ -34,7 +36,8 @@ def test_train_writes_metrics_and_files(trained_run):
         assert 0.0 <= metrics[key] <= 1.0, key
     assert 1.0 <= metrics["codebook_perplexity"] <= 512 and 0 <= metrics["dead_codes"] < 512
     assert metrics["steps"] == 2 and metrics["samples_seen"] == 2 * BATCH_SIZE and metrics["seed"] == 0
-    assert metrics["train_seconds"] > 0 and metrics["judge_train_seconds"] > 0
+    judge = load_checkpoint(out / "judge.pt", "judge")["extra"]  # trained for this run (in its cache) and copied
+    assert metrics["train_seconds"] > 0 and judge["train_seconds"] > 0 and judge["steps"] == 2
     assert 200_000 <= metrics["params"] <= 300_000
     for name in FILES:
         assert (out / name).stat().st_size > 0, name

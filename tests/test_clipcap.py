@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from minivlm.concepts.mapping import MLPMapper, TransformerMapper
 from minivlm.data.images import preprocess
 from minivlm.models.clipcap import ClipCap, ClipCapConfig
-from minivlm.recipes.clipcap import caption_images, clipcap_config, load_clipcap, train_clipcap
-from minivlm.recipes.lm import LMData, blank_prefix, evaluate_lm, lm_config, train_lm
+from minivlm.recipes.clipcap import ClipCapRecipe, caption_images, clipcap_config, load_clipcap, train_clipcap
+from minivlm.recipes.lm import LMRecipe, blank_prefix, evaluate_lm, lm_config, train_lm
 from minivlm.train import TrainConfig, build, make_optimizer, save_checkpoint
 
 K = 3
@@ -122,7 +122,7 @@ def test_checkpoint_round_trip(tokenizer, tiny_cfg, small_data, tmp_path):
 
 
 def test_lm_pretrained_after_a_blank_prefix(tokenizer):
-    lm, history = train_lm(TrainConfig(steps=2, batch_size=16), LMData(n_train=64), tokenizer, prefix_len=K)
+    lm, history = train_lm(TrainConfig(steps=2, batch_size=16), LMRecipe(n_train=64), tokenizer, prefix_len=K)
     assert lm.cfg == lm_config(tokenizer, K) and blank_prefix(lm, tokenizer, 5).shape == (5, K, 128)
     assert len(history.steps) == 2 and history.steps[-1]["samples"] == 32
     with torch.no_grad():
@@ -133,7 +133,7 @@ def test_lm_pretrained_after_a_blank_prefix(tokenizer):
 def test_recipe_refuses_an_untrained_frozen_lm_and_a_mismatched_lm(tokenizer, tiny_cfg):
     clip = build(ClipCap, tiny(tokenizer, tiny_cfg), seed=0).clip
     with pytest.raises(ValueError, match="lm, lm_steps: a frozen LM must be pretrained"):
-        train_clipcap(TrainConfig(steps=1), clip, tokenizer, freeze_lm=True)
+        train_clipcap(TrainConfig(steps=1), clip, tokenizer, ClipCapRecipe(freeze_lm=True, lm_steps=0))
     lm = build(ClipCap, clipcap_config(clip, tokenizer, prefix_len=2), seed=0).lm
     with pytest.raises(ValueError, match=r"lm: expected a LM with config .*prefix_len=4"):
         train_clipcap(TrainConfig(steps=1), clip, tokenizer, lm=lm)
@@ -141,12 +141,13 @@ def test_recipe_refuses_an_untrained_frozen_lm_and_a_mismatched_lm(tokenizer, ti
 
 @pytest.mark.parametrize("call, message", [
     (lambda m, b: m.loss(b[0][:, :, :16], b[1]),
-     r"images: expected torch.float32 \(B, 3, 32, 32\).*got \(8, 3, 16, 32\)"),
-    (lambda m, b: m.loss(b[0], b[1].float()), r"tokens: expected int64 \(B, T\)"),
+     r"images: expected \(B, 3, 32, 32\) torch.float32, got \(8, 3, 16, 32\)"),
+    (lambda m, b: m.loss(b[0], b[1].float()), r"tokens: expected \(B, T\) torch.int64, got \(8, 16\) torch.float32"),
     (lambda m, b: m.loss(b[0][:4], b[1]),
-     r"images, tokens: expected .* same B, got \(4, 3, 32, 32\) .* and \(8, 16\)"),
+     r"tokens: expected \(B, T\) with B = 4, got \(8, 16\)"),
     (lambda m, b: m.loss(b[0], torch.ones(8, 17, dtype=torch.long)), r"0 cached \+ 3 prefix \+ 17 tokens exceed"),
-    (lambda m, b: m.caption(b[0].double(), None), r"images: expected torch.float32"),
+    (lambda m, b: m.caption(b[0].double(), None),
+     r"images: expected \(B, 3, 32, 32\) torch.float32, got \(8, 3, 32, 32\) torch.float64"),
 ], ids=["image size", "float tokens", "batch sizes", "caption too long", "double images"])
 def test_bad_inputs(tokenizer, tiny_cfg, batch, call, message):
     with pytest.raises(ValueError, match=message):

@@ -26,7 +26,7 @@ def test_document_in_both_orders():
     assert model.document(WORDS, codes, image_first=True) == image + WORDS
     with pytest.raises(ValueError, match=r"codes: expected 4 image tokens \(a 2x2 grid\), got 3"):
         model.document(WORDS, codes[:3], image_first=False)
-    with pytest.raises(ValueError, match=r"codes: expected codebook indices in \[0, 16\)"):
+    with pytest.raises(ValueError, match=r"codes: expected values in \[0, 16\), got 0..16 \(codebook indices\)"):
         model.document(WORDS, [0, 1, 2, 16], image_first=False)
 
 

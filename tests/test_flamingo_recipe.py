@@ -18,10 +18,10 @@ from minivlm.data.documents import flamingo_tokenizer, make_documents
 from minivlm.models.clip import CLIP
 from minivlm.models.flamingo import Flamingo
 from minivlm.recipes.clip import clip_config
-from minivlm.recipes.flamingo import (RESAMPLER_POSITIONS, SOURCES, FlamingoData, Mixture, choose_examples,
-                                      continue_text, flamingo_config, fewshot_prompts, make_sources, media_tensor,
-                                      mixture_batches)
-from minivlm.recipes.flamingo_cli import parse_prompt
+from minivlm.recipes.clip import CLIPRecipe
+from minivlm.recipes.fewshot import choose_examples, continue_text, fewshot_prompts, media_tensor
+from minivlm.recipes.flamingo import (SOURCES, FlamingoRecipe, Mixture, flamingo_config, make_sources,
+                                      mixture_batches, parse_prompt)
 from minivlm.recipes.lm import pretrain_steps
 from minivlm.train import TrainConfig, build, fit, make_optimizer, save_checkpoint
 
@@ -36,7 +36,7 @@ def tok():
 @pytest.fixture(scope="module")
 def small(tok, tiny_cfg):
     """A Flamingo over the tiny CLIP tower with a width-32 LM, its gates opened a little, and a small mixture."""
-    data = FlamingoData(n={s: 8 for s in SOURCES}, batch={s: 4 for s in SOURCES})
+    data = FlamingoRecipe(n={s: 8 for s in SOURCES}, batch={s: 4 for s in SOURCES})
     clip = build(CLIP, tiny_cfg, seed=0)
     cfg = flamingo_config(clip, tok, data, resampler_depth=1, heads=2, init_gate=0.3)
     cfg.lm.dim, cfg.lm.heads = 32, 2
@@ -47,8 +47,8 @@ def test_recipe_is_position_aware_and_captions_in_reading_order(small, tok):
     """The two changes behind two-object captions (recipes/flamingo.py): one resampler latent per patch with grid
     codes on its queries and keys, and two-object captions naming the left or top object first."""
     model, data = small
-    assert model.cfg.resampler_positions == RESAMPLER_POSITIONS > 0 and model.cfg.latents == 16  # 4 × 4 patches
-    assert len(model.resampler.grid_code) == 16 and FlamingoData().reading_order
+    assert model.cfg.resampler_positions == FlamingoRecipe().resampler_positions > 0 and model.cfg.latents == 16
+    assert len(model.resampler.grid_code) == 16 and FlamingoRecipe().reading_order  # 4 × 4 patches
     captions = make_sources(dataclasses.replace(data, n={**data.n, "captions": 60}), 0, tok)["captions"]
     two = [t for (t,), (scene,) in zip(captions.targets, captions.scenes) if len(scene.objects) == 2]
     assert two and all(" to the right of " not in t and " below " not in t for t in two)
@@ -92,7 +92,7 @@ def test_gates_get_their_own_learning_rate(small):
 
 
 def test_fit_on_the_mixture_counts_every_source_and_opens_the_gates(tiny_cfg, tok):
-    data = FlamingoData(n={s: 16 for s in SOURCES}, batch={s: 4 for s in SOURCES})
+    data = FlamingoRecipe(n={s: 16 for s in SOURCES}, batch={s: 4 for s in SOURCES})
     clip = build(CLIP, tiny_cfg, seed=0)
     cfg = flamingo_config(clip, tok, data, resampler_depth=1, heads=2)
     cfg.lm.dim, cfg.lm.heads = 32, 2
@@ -167,7 +167,7 @@ def trained_run(tmp_path_factory):
 
 def test_the_lm_is_pretrained_for_steps_not_seconds():
     # a frozen LM trained longer is harder to steer, so a faster machine must not pretrain it more
-    steps = FlamingoData(lm_steps=300).lm_steps
+    steps = FlamingoRecipe(lm_steps=300).lm_steps
     assert pretrain_steps(TrainConfig(seconds=60.0), steps) == 300
     assert pretrain_steps(TrainConfig(seconds=5.0), steps) == 300
     assert pretrain_steps(TrainConfig(steps=10_000), steps) == 300
@@ -176,15 +176,25 @@ def test_the_lm_is_pretrained_for_steps_not_seconds():
 
 def test_train_writes_the_metrics_the_issue_names(trained_run):
     m = json.loads((trained_run / "metrics.json").read_text())
-    assert m["steps"] == 2 and m["seed"] == 1 and m["samples_seen"] == 2 * sum(FlamingoData().batch.values())
+    assert m["steps"] == 2 and m["seed"] == 1 and m["samples_seen"] == 2 * sum(FlamingoRecipe().batch.values())
     for key in ("caption_em_1obj", "caption_em_2obj", "heldout_em", "video_em", "pair_acc"):
         assert 0 <= m[key] <= 1, key
     assert list(m["fewshot_acc"]) == ["0", "1", "2", "4"] == list(m["fewshot_acc_rices"])
     assert len(m["gates"]) == 2 and set(m["gates"][0]) == {"xattn", "dense"}
     assert m["lm_pretrain_seconds"] > 0 and m["train_seconds"] > 0 and m["params"] > m["trainable_params"] > 0
     assert m["lm_pretrain_steps"] == 1  # a tenth of the 2 steps, at least one
-    for name in ("flamingo.pt", "curves.png", "gates.png", "history.json"):
+    for name in ("flamingo.pt", "curves.png", "gates.png", "history.json", "clip.pt"):
         assert (trained_run / name).is_file(), name
+    assert m["clip_checkpoint"].endswith("clip.pt")
+
+
+def test_the_recipe_holds_every_setting_and_builds_on_a_clip():
+    recipe = FlamingoRecipe()
+    assert (recipe.steps, recipe.lr, recipe.gate_lr_scale, recipe.lm_steps, recipe.clip_steps) == \
+        (1400, 2e-3, 5.0, 300, 3750)
+    assert recipe.prerequisites() == {"clip": (CLIPRecipe(), 3750)}
+    assert recipe.train_config(seed=3).lr == 2e-3 and recipe.train_config().steps == 1400
+    assert recipe.family == "cross-attention fusion" and recipe.verbs == ("fewshot",)
 
 
 def test_eval_reproduces_the_training_metrics(trained_run, capsys):

@@ -95,7 +95,7 @@ def test_generation_stops_at_max_new_tokens_and_at_the_context(model, monkeypatc
     ((torch.ones(1, 17, dtype=torch.long), 5), {}, r"tokens: 0 cached \+ 0 prefix \+ 17 tokens exceed the context "
                                                    r"max_len=16"),
     ((torch.ones(1, 10, dtype=torch.long), 5, torch.zeros(1, 7, 32)), {}, r"7 prefix \+ 10 tokens exceed"),
-    ((_bos(), 0), {}, "max_new_tokens: expected >= 1, got 0"),
+    ((_bos(), 0), {}, "max_new_tokens: expected > 0, got 0"),
     ((_bos(), 5), dict(temperature=-1.0), r"temperature, top_k: expected temperature >= 0 and top_k >= 1 or None, "
                                           r"got -1.0 and None"),
     ((_bos(), 5), dict(temperature=1.0, top_k=0), "got 1.0 and 0"),

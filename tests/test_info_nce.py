@@ -99,11 +99,15 @@ def test_loss_and_gradient_stay_finite_at_the_logit_clamp(name, img, txt, groups
 
 
 @pytest.mark.parametrize("img, txt, groups, message", [
-    (torch.randn(4, 8), torch.randn(4, 6), None, r"image_emb, text_emb: .*got \(4, 8\) and \(4, 6\)"),
-    (torch.randn(4, 8), torch.randn(5, 8), None, r"image_emb, text_emb: .*got \(4, 8\) and \(5, 8\)"),
-    (torch.randn(8), torch.randn(8), None, r"expected two \(B, E\) tensors .*got \(8,\) and \(8,\)"),
-    (torch.randn(0, 8), torch.randn(0, 8), None, "image_emb: expected at least one pair, got an empty batch"),
-    (torch.randn(4, 8), torch.randn(4, 8), torch.zeros(3), r"groups: expected shape \(4,\), got \(3,\)"),
+    (torch.randn(4, 8), torch.randn(4, 6), None,
+     r"text_emb: expected \(B, E\) torch.float32 with B = 4, E = 8, got \(4, 6\)"),
+    (torch.randn(4, 8), torch.randn(5, 8), None, r"text_emb: expected \(B, E\) .*with B = 4, E = 8, got \(5, 8\)"),
+    (torch.randn(8), torch.randn(8), None, r"image_emb: expected \(B, E\) float, got \(8,\)"),
+    (torch.randn(0, 8), torch.randn(0, 8), None, r"image_emb: expected \(B, E\) float with B >= 1, got \(0, 8\)"),
+    (torch.randn(4, 8), torch.randn(4, 8), torch.zeros(3), r"groups: expected \(B,\) int with B = 4, got \(3,\)"),
+    (torch.full((4, 8), float("nan")), torch.randn(4, 8), None, "image_emb: expected finite values, got NaN or inf"),
+    (torch.randn(4, 8), torch.randn(4, 8).index_fill(0, torch.tensor([1]), float("inf")), None,
+     "text_emb: expected finite values, got NaN or inf"),
 ])
 def test_bad_inputs_are_refused(img, txt, groups, message):
     with pytest.raises(ValueError, match=message):

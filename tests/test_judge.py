@@ -5,9 +5,9 @@ import torch
 
 from minivlm.data.images import preprocess
 from minivlm.data.world import Obj, Scene, caption_meaning
-from minivlm.models.judge import (CANONICAL_RELATIONS, HEADS, Judge, JudgeConfig, judge_accuracy, meaning_of,
+from minivlm.models.judge import (CANONICAL_RELATIONS, HEADS, Judge, JudgeConfig, meaning_of,
                                   scene_targets)
-from minivlm.recipes.vq import load_judge
+from minivlm.recipes.vq import judge_accuracy, load_judge
 from minivlm.train import TrainConfig, build, save_checkpoint
 
 STAR = Obj("star", "red", "large", 8, 16, 6)
@@ -60,7 +60,7 @@ def test_logits_shapes_and_bad_images(small_data):
     judge = build(Judge, JudgeConfig(), 0)
     logits = judge(preprocess(small_data.images[:4]))
     assert {h: v.shape for h, v in logits.items()} == {h: (4, n) for h, n in HEADS.items()}
-    with pytest.raises(ValueError, match=r"images: expected \(B, 3, 32, 32\) float .* got \(4, 32, 32, 3\) "
+    with pytest.raises(ValueError, match=r"images: expected \(B, 3, 32, 32\) float, got \(4, 32, 32, 3\) "
                                          r"torch.uint8"):
         judge(torch.from_numpy(small_data.images[:4]))
 
@@ -113,3 +113,9 @@ def test_checkpoint_round_trip(small_data, tmp_path):
     loaded, _ = load_judge(tmp_path / "judge.pt")
     x = preprocess(small_data.images[:8])
     assert loaded.predict(x) == judge.predict(x)
+
+
+def test_label_lists_are_the_worlds():
+    from minivlm.data.world import COLOURS, SHAPES, SIZES
+    from minivlm.models import judge
+    assert judge.COLOUR_NAMES == tuple(COLOURS) and judge.SHAPES == SHAPES and judge.SIZE_NAMES == tuple(SIZES)

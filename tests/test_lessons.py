@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from minivlm.check import EXERCISES
+from minivlm.check import EXERCISES, refusal
 from minivlm.check.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,9 +111,16 @@ def media_mask(tokens, image_id, n_latents, n_images):
     seen = {seen}
     image_of_key = torch.arange(n_images * n_latents) // n_latents
     return (seen[:, :, None] - 1 {op} image_of_key){heads}
+
+def gated_cross_attention(y, x, mask, alpha):
+    sees = mask[:, 0].any(dim=-1, keepdim=True)
+    scores = (y @ x.transpose(1, 2) / math.sqrt(y.shape[-1])).masked_fill(~({keys}), {fill})
+    update = scores.softmax(dim=-1) @ x
+    return gated_residual(y, {zero}, alpha)
 '''
 RIGHT_FLAMINGO = dict(kv="torch.cat([x_f, latents], dim=1)", width="D // heads", gate="torch.tanh(alpha)",
-                      seen="(tokens == image_id).long().cumsum(dim=1)", op="==", heads="[:, None]")
+                      seen="(tokens == image_id).long().cumsum(dim=1)", op="==", heads="[:, None]",
+                      keys="mask[:, 0] | ~sees", fill='float("-inf")', zero="update.masked_fill(~sees, 0.0)")
 TEMPLATES = {"attention": (ATTENTION, RIGHT_ATTENTION), "info_nce": (INFO_NCE, RIGHT_INFO_NCE),
              "patch_embed": (PATCH_EMBED, RIGHT_PATCH_EMBED), "retrieval": (RETRIEVAL, RIGHT_RETRIEVAL),
              "next_token": (NEXT_TOKEN, RIGHT_NEXT_TOKEN), "splice": (SPLICE, RIGHT_SPLICE),
@@ -132,7 +139,7 @@ def perplexity(ids, codes):
     return {perp}
 '''
 RIGHT_VQ = dict(arg="argmin", z_q="z + (e - z).detach()", commit="e.detach()", perp="torch.exp(-(p * p.log()).sum())")
-CAUSAL_MASK = '''def causal_mask_transform(tokens, spans, sentinel_ids):
+CM3_TRANSFORM = '''def causal_mask_transform(tokens, spans, sentinel_ids):
     out, tail, last = [], [], 0
     for s, (a, b) in zip(sentinel_ids, {order}):
         out += tokens[last:a] + [s]
@@ -153,9 +160,10 @@ def undo_transform(transformed, sentinel_ids):
         last = hole + 1
     return doc + transformed[last:second[0]]
 '''
-RIGHT_CAUSAL_MASK = dict(order="sorted(spans)", mark="[s]", second="len(transformed) - 1 - transformed[::-1].index(s)")
+RIGHT_CM3_TRANSFORM = dict(order="sorted(spans)", mark="[s]",
+                           second="len(transformed) - 1 - transformed[::-1].index(s)")
 TEMPLATES["vq"] = (VQ, RIGHT_VQ)
-TEMPLATES["causal_mask"] = (CAUSAL_MASK, RIGHT_CAUSAL_MASK)
+TEMPLATES["cm3_transform"] = (CM3_TRANSFORM, RIGHT_CM3_TRANSFORM)
 
 
 def answer(name, **wrong) -> str:
@@ -238,6 +246,21 @@ def test_answer_written_from_scratch_passes(capsys, tmp_path, name):
      "gated_residual: alpha = 0.8"),
     ("flamingo", dict(heads="[:, None].long()"), "media_mask: T=1", "expected dtype bool, got int64",
      "resampler_attention: batch of 1"),
+    # the subtle part of Flamingo's mask: a token that sees no image gets y exactly, and sends x no gradient
+    ("flamingo", dict(keys="mask[:, 0]", zero="update"), "gated_cross_attention: a token that sees no image",
+     "got nan (an overflow, or 0/0?)", "gated_residual: alpha = 0 gives"),
+    ("flamingo", dict(keys="mask[:, 0]", fill="-1e9", zero="update"),
+     "gated_cross_attention: a token that sees no image", "output of the tokens that see no image (y exactly): "
+     "values differ", "media_mask: two images"),
+    ("flamingo", dict(zero="update.masked_fill(~sees, 1e-7)"), "gated_cross_attention: a token that sees no image",
+     "close, but not exactly equal", "gated_cross_attention: 3 rows"),
+    ("flamingo", dict(keys="mask[:, 0]", zero="torch.where(sees, update, 0.0)"),
+     "gated_cross_attention: no gradient reaches the images",
+     "gradient reaching x from the tokens that see no image (exactly 0): values differ",
+     "gated_cross_attention: a token that sees no image"),
+    ("flamingo", dict(seen="(tokens == image_id).long().cumsum(dim=1).clamp(min=1)"),
+     "media_mask then gated_cross_attention", "output of the two tokens before the first <image> (y exactly)",
+     "gated_cross_attention: no gradient reaches the images"),
     ("vq", dict(arg="argmax"), "quantize: B=2", "ids: values differ", "perplexity: one code"),
     ("vq", dict(z_q="e"), "quantize: where the gradients",
      "gradient of z_q reaching z (straight-through: z gets z_q's gradient unchanged): values differ", "quantize: B=2"),
@@ -247,12 +270,12 @@ def test_answer_written_from_scratch_passes(capsys, tmp_path, name):
      "quantize: an 8x8 grid"),
     ("vq", dict(perp="-(p * p.log()).sum()"), "perplexity: every one", "perplexity: wrong value: expected 8, got 2.07",
      "quantize: B=2"),
-    ("causal_mask", dict(order="spans"), "causal_mask_transform: spans given out of order",
+    ("cm3_transform", dict(order="spans"), "causal_mask_transform: spans given out of order",
      "spans=[(7, 9), (0, 2), (4, 5)]): wrong shape: expected (16,), got (25,)",
      "causal_mask_transform: the lesson's example"),
-    ("causal_mask", dict(mark="[]"), "causal_mask_transform: the lesson's example",
+    ("cm3_transform", dict(mark="[]"), "causal_mask_transform: the lesson's example",
      "wrong shape: expected (14,), got (12,)", "causal_mask_transform: no span"),
-    ("causal_mask", dict(second="transformed.index(s)"), "undo_transform: the lesson's example", "undo_transform(",
+    ("cm3_transform", dict(second="transformed.index(s)"), "undo_transform: the lesson's example", "undo_transform(",
      "undo_transform: no sentinel"),
 ])
 def test_wrong_answer_fails_with_a_useful_message(capsys, tmp_path, name, wrong, failing, message, passing):
@@ -263,6 +286,50 @@ def test_wrong_answer_fails_with_a_useful_message(capsys, tmp_path, name, wrong,
     assert line.startswith("FAIL") and message in line, line
     if passing:
         assert case_line(cases, passing).startswith("PASS"), cases
+
+
+@pytest.mark.parametrize("name", EXERCISES)
+def test_reference_solution_is_written_out(name):
+    grader = __import__(f"minivlm.check.{name}", fromlist=["FORBIDDEN"])
+    assert refusal(name, (SOLUTIONS / f"{name}.py").read_text(), grader.FORBIDDEN) is None
+    assert "minivlm" not in (SOLUTIONS / f"{name}.py").read_text().replace("lessons/exercises", "")
+
+
+SDPA = "attention: your solution calls scaled_dot_product_attention, the op this exercise asks you to write"
+
+
+@pytest.mark.parametrize("name, source, message", [
+    ("attention", "from minivlm.concepts.attention import attention, causal_mask\n",
+     "attention: your solution imports minivlm.concepts.attention, the package's own answer (from minivlm.concepts)"),
+    ("attention", "from minivlm import concepts\nattention = concepts.attention.attention\n",
+     "your solution imports minivlm.concepts, the package's own answer"),
+    ("attention", "import minivlm.check.solutions.attention as s\nattention = s.attention\n",
+     "your solution imports minivlm.check.solutions.attention"),
+    ("retrieval", "from minivlm.evaluate import ranks\n", "retrieval: your solution imports minivlm.evaluate"),
+    ("attention", answer("attention").replace("return {softmax} @ v".format(softmax="scores.softmax(dim=-1)"),
+                                             "return torch.nn.functional.scaled_dot_product_attention(q, k, v, mask)"),
+     SDPA),
+    ("attention", "import torch.nn.functional as F\n\ndef attention(q, k, v, mask=None):\n"
+                  "    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)\n", SDPA),
+    ("attention", "from torch.nn.functional import scaled_dot_product_attention as sdpa\n", SDPA),
+    ("flamingo", answer("flamingo") + "\nsdpa = getattr(torch.nn.functional, 'scaled_dot_product_attention')\n",
+     "flamingo: your solution calls scaled_dot_product_attention"),
+    ("patch_embed", "import torch\n\ndef patchify(images, patch):\n"
+                    "    return torch.from_numpy(images).unfold(2, patch, patch)\n",
+     "patch_embed: your solution calls unfold, the op this exercise asks you to write"),
+])
+def test_solution_calling_the_answer_is_refused(capsys, tmp_path, name, source, message):
+    (tmp_path / f"{name}.py").write_text(source)
+    status, cases = grade(capsys, name, tmp_path / f"{name}.py")
+    assert status == 1 and len(cases) == 1, cases
+    assert cases[0].startswith("FAIL") and message in cases[0], cases
+
+
+def test_refusal_reads_code_not_prose():
+    stub = (ROOT / "lessons" / "exercises" / "attention.py").read_text()  # its docstring names the fused op
+    assert "scaled_dot_product_attention" in stub
+    assert refusal("attention", stub, ("scaled_dot_product_attention",)) is None
+    assert refusal("attention", '"""See minivlm.concepts.attention for the package\'s version."""\n', ()) is None
 
 
 def test_exception_is_reported_with_its_line(capsys, tmp_path, monkeypatch):
@@ -285,7 +352,7 @@ def test_unloadable_file_fails_in_one_line(capsys, tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["nope"], "NAME: expected one of patch_embed, attention, info_nce, retrieval, next_token, splice, flamingo, "
-               "vq, causal_mask, "
+               "vq, cm3_transform, "
                "got 'nope'"),
     (["attention", "--file", "no/such/file.py"], "no file 'no/such/file.py'"),
 ])

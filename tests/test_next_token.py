@@ -73,13 +73,18 @@ def test_uniform_logits_give_log_v_and_the_gradient_flows():
 
 
 @pytest.mark.parametrize("args, message", [
-    ((torch.zeros(3, 7), TOKENS), r"logits, tokens: expected \(B, T, V\) and \(B, T\), got \(3, 7\) and \(3, 7\)"),
-    ((torch.zeros(3, 6, 10), TOKENS), r"got \(3, 6, 10\) and \(3, 7\)"),
-    ((torch.zeros(3, 7, 10), TOKENS, ANSWER[:, :5]), r"loss_mask: expected bool \(3, 7\) like tokens, got torch.bool"),
-    ((torch.zeros(3, 7, 10), TOKENS, ANSWER.long()), r"loss_mask: expected bool \(3, 7\) like tokens, got torch.int64"),
+    ((torch.zeros(3, 7), TOKENS), r"logits: expected \(B, T, V\) float, got \(3, 7\) torch.float32"),
+    ((torch.zeros(3, 6, 10), TOKENS), r"tokens: expected \(B, T\) int with B = 3, T = 6, got \(3, 7\)"),
+    ((torch.zeros(3, 7, 10), TOKENS, ANSWER[:, :5]),
+     r"loss_mask: expected \(B, T\) torch.bool with B = 3, T = 7, got \(3, 5\) torch.bool \(like tokens\)"),
+    ((torch.zeros(3, 7, 10), TOKENS, ANSWER.long()),
+     r"loss_mask: expected \(B, T\) torch.bool with B = 3, T = 7, got \(3, 7\) torch.int64 \(like tokens\)"),
+    ((torch.zeros(3, 7, 4), TOKENS), r"tokens: expected values in \[0, 4\), got 0..\d+"),
+    ((torch.zeros(3, 7, 10), TOKENS - 1), r"tokens: expected values in \[0, 10\), got -1.."),
     ((torch.zeros(3, 7, 10), TOKENS, torch.zeros(3, 7, dtype=torch.bool)), "no target left to predict"),
     ((torch.zeros(1, 3, 10), torch.tensor([[1, 0, 0]])), "no target left to predict"),
-], ids=["2-d logits", "lengths differ", "mask shape", "mask dtype", "all masked", "all padding"])
+], ids=["2-d logits", "lengths differ", "mask shape", "mask dtype", "target out of the vocab",
+                                                  "negative target", "all masked", "all padding"])
 def test_bad_inputs(args, message):
     with pytest.raises(ValueError, match=message):
         next_token_loss(*args[:2], PAD, *args[2:])

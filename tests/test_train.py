@@ -250,3 +250,21 @@ def test_wrong_kind_and_inconsistent_checkpoints_are_refused(trained, tokenizer,
     with pytest.raises(ValueError, match=r"mixed.pt' weights do not fit its own config"):
         load_clip(tmp_path / "mixed.pt")
 
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda c: c.pop("state_dict"), r"bad.pt' lacks state_dict \(not written by save_checkpoint\?\)"),
+    (lambda c: c.pop("kind"), r"bad.pt' lacks kind"),
+    (lambda c: c.pop("model_config"), r"bad.pt' lacks model_config"),
+    (lambda c: c["state_dict"].update({k: torch.full_like(v, float("nan"))
+                                       for k, v in list(c["state_dict"].items())[:1]}),
+     r"bad.pt' has NaN or inf in its weights"),
+    (lambda c: c["model_config"].update(warp_factor=9), r"bad.pt' has config fields CLIPConfig does not know: "
+                                                         r"\['warp_factor'\]"),
+])
+def test_damaged_checkpoints_are_refused_naming_the_file(checkpoint, tmp_path, damage, message):
+    ckpt = torch.load(checkpoint, weights_only=True)
+    damage(ckpt)
+    torch.save(ckpt, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match=message):
+        load_clip(tmp_path / "bad.pt")

@@ -43,7 +43,7 @@ def test_pixels_inverts_preprocess(small_data):
 
 
 @pytest.mark.parametrize("bad, expected", [
-    (torch.zeros(2, 32, 32, 3), "images: expected (B, 3, 32, 32) float in [-1, 1]"),
+    (torch.zeros(2, 32, 32, 3), "images: expected (B, 3, 32, 32) float, got (2, 32, 32, 3) torch.float32 (in [-1, 1]"),
     (torch.zeros(2, 3, 32, 32, dtype=torch.uint8), "got (2, 3, 32, 32) torch.uint8"),
     (np.zeros((2, 3, 32, 32), np.float32), "got ndarray"),
 ])
@@ -54,10 +54,10 @@ def test_bad_images_are_refused(bad, expected):
 
 
 @pytest.mark.parametrize("ids, expected", [
-    (torch.full((1, 64), 16), "ids: expected ids in [0, 16) (the codebook's range), got ids from 16 to 16"),
-    (torch.full((1, 64), -1), "ids: expected ids in [0, 16)"),
-    (torch.zeros(1, 63, dtype=torch.long), "ids: expected (B, 64) code ids (a 8x8 grid), got (1, 63)"),
-    (torch.zeros(1, 64), "ids: expected an integer tensor of code ids"),
+    (torch.full((1, 64), 16), "ids: expected values in [0, 16), got 16..16"),
+    (torch.full((1, 64), -1), "ids: expected values in [0, 16), got -1..-1"),
+    (torch.zeros(1, 63, dtype=torch.long), "ids: expected (B, 64) int, got (1, 63) torch.int64 (a 8x8 grid of codes)"),
+    (torch.zeros(1, 64), "ids: expected (B, 64) int, got (1, 64) torch.float32"),
 ])
 def test_bad_ids_are_refused(ids, expected):
     with pytest.raises(ValueError) as e:

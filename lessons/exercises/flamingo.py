@@ -1,7 +1,7 @@
 """Exercise 7, Flamingo's pieces (lessons/07_flamingo.md). Check with `python -m minivlm.check flamingo`.
 
-Fill in the three functions in torch, so that gradients flow. B batch, N visual features, R latents, T text
-length, D width, H heads, M images.
+Fill in the four functions in torch, without F.scaled_dot_product_attention, so that gradients flow. B batch,
+N visual features, R latents, T text length, D width, H heads, M images.
 """
 import torch
 
@@ -24,3 +24,11 @@ def media_mask(tokens: torch.Tensor, image_id: int, n_latents: int, n_images: in
     token t may attend to visual token j. Image i's latents are j = i*R..(i+1)*R-1 (R = n_latents); token t sees
     the latents of the last <image> at or before t only; a token before any <image> sees none."""
     raise NotImplementedError("media_mask: which image is the last one at or before each token?")
+
+
+def gated_cross_attention(y: torch.Tensor, x: torch.Tensor, mask: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """y + tanh(alpha) * XAttn(q=y, kv=x) (Fig. 4) with one head, no LayerNorm, no projections: text y (B, T, D)
+    attends to the visual tokens x (B, M*R, D), scores scaled by 1/sqrt(D), masked by `mask` (B, 1, T, M*R) bool
+    from media_mask -> (B, T, D). A token whose mask row is all False sees no image: it must get y back exactly
+    (its update 0, not NaN, not an average of every visual token), and send no gradient to x."""
+    raise NotImplementedError("gated_cross_attention: masked softmax attention, then a tanh-gated residual")

@@ -1,13 +1,16 @@
 """Autograders for the lessons' exercises: `python -m minivlm.check NAME [--file PATH]`.
 
 Each grader (patch_embed.py, attention.py, info_nce.py, retrieval.py, next_token.py, splice.py, flamingo.py, vq.py,
-causal_mask.py) lists the functions a student writes and its CASES, each comparing the student's answer with the
-package's reference; this file runs them.
+cm3_transform.py) lists the functions a student writes and its CASES, each comparing the student's answer with the
+package's reference, and FORBIDDEN, the fused ops that would be the answer itself; this file runs them, after
+`refusal` has read the student's file for those and for imports of the package's own answers.
 """
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.util
+import re
 import traceback
 from pathlib import Path
 
@@ -16,7 +19,9 @@ import torch
 
 # in teaching order
 EXERCISES = ("patch_embed", "attention", "info_nce", "retrieval", "next_token", "splice", "flamingo", "vq",
-             "causal_mask")
+             "cm3_transform")
+# where the package's own answers live: a student's file may not import from them
+REFERENCES = ("minivlm.concepts", "minivlm.models", "minivlm.evaluate", "minivlm.check")
 
 
 class Wrong(Exception):
@@ -50,7 +55,9 @@ def compare(expected, got, what: str = "output", atol: float = 1e-4, rtol: float
     expected_got = f"expected {_show(e[where])}, got {_show(g[where])}"
     if not np.isfinite(g[where]):
         hint = " (an overflow, or 0/0?)"
-    elif np.allclose(np.sort(e, None), np.sort(g, None)):
+    elif _show(e[where]) == _show(g[where]):  # a case that wants exact values
+        hint = f" (off by {err[where]:.2g}: close, but not exactly equal)"
+    elif np.allclose(np.sort(e, None), np.sort(g, None), atol=atol, rtol=rtol):
         hint = " (the right numbers in the wrong places)"
     else:
         hint = ""
@@ -85,6 +92,48 @@ def compare_grads(reference, student, inputs: dict[str, torch.Tensor], *rest, se
         compare(grads[0][name].grad, x.grad, what=f"gradient of {name}")
 
 
+def refusal(name: str, source: str, forbidden: tuple[str, ...]) -> str | None:
+    """Why the student's source is not graded, or None: it imports from REFERENCES, or names one of `forbidden`
+    (the ops exercise `name` asks the student to write). Read from the syntax tree, before any of it runs: the
+    imports, the names and attributes (`F.scaled_dot_product_attention`), and strings (`getattr(F, "...")`)."""
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            modules, names = [a.name for a in node.names], [a.name.rsplit(".", 1)[-1] for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            module = "" if node.level or not node.module else node.module  # a relative import is the student's
+            modules = [module, *(f"{module}.{a.name}" for a in node.names)] if module else []
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.Attribute):
+            modules, names = [_dotted(node)], [node.attr]
+        elif isinstance(node, ast.Name):
+            modules, names = [], [node.id]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and _DOTTED.fullmatch(node.value):
+            modules, names = [node.value], [node.value.rsplit(".", 1)[-1]]
+        else:
+            continue
+        for module in modules:
+            reference = next((r for r in REFERENCES if module == r or module.startswith(r + ".")), None)
+            if reference:
+                return (f"{name}: your solution imports {module}, the package's own answer (from {reference}); "
+                        "write the exercise yourself")
+        for op in names:
+            if op in forbidden:
+                return f"{name}: your solution calls {op}, the op this exercise asks you to write"
+    return None
+
+
+_DOTTED = re.compile(r"[A-Za-z_][\w.]*")  # a string that could name a module or an op, not a docstring
+
+
+def _dotted(node: ast.expr) -> str:
+    """minivlm.concepts.attention for the attribute chain `minivlm.concepts.attention`; "" if it is not one."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    return ".".join([node.id, *reversed(parts)]) if isinstance(node, ast.Name) else ""
+
+
 def load_student(path: Path):
     """Import a student's file by its path, as a module of its own."""
     spec = importlib.util.spec_from_file_location(f"student_{path.stem}", path)
@@ -113,6 +162,13 @@ def grade(name: str, path: Path) -> bool:
     """Print PASS or what is wrong for each case of exercise `name` on the file at `path`; True if all pass."""
     grader = importlib.import_module(f"minivlm.check.{name}")
     print(f"{name}: grading {path}")
+    try:
+        refused = refusal(name, path.read_text(), grader.FORBIDDEN)
+    except SyntaxError:
+        refused = None  # importing it below reports the error
+    if refused:
+        print(f"  FAIL  {refused}")
+        return False
     try:
         student = load_student(path)
     except Exception as e:

@@ -21,9 +21,10 @@ class _Parser(argparse.ArgumentParser):
 def _list() -> None:
     rows = [(name, ", ".join(g.FUNCTIONS), g.LESSON)
             for name, g in ((n, importlib.import_module(f"minivlm.check.{n}")) for n in EXERCISES)]
-    width = max(len(functions) for _, functions, _ in rows)  # one column for the longest list of functions
+    names = max(len(name) for name, _, _ in rows)  # columns as wide as the longest name, list of functions
+    width = max(len(functions) for _, functions, _ in rows)
     for name, functions, lesson in rows:
-        print(f"{name:12} {functions:{width}} {lesson}")
+        print(f"{name:{names}} {functions:{width}} {lesson}")
 
 
 def main(argv=None) -> int:

@@ -10,6 +10,8 @@ from minivlm.data.tokenizer import Tokenizer
 
 LESSON = "lessons/02_attention.md"
 FUNCTIONS = ("attention", "causal_mask")
+# torch's fused attention
+FORBIDDEN = ("scaled_dot_product_attention", "MultiheadAttention", "multi_head_attention_forward")
 TOKENIZER = Tokenizer(max_len=6)
 PADDING = padding_mask(TOKENIZER.encode_batch(["a small red circle", "a star"]), TOKENIZER.pad_id)  # (B, 1, 1, T)
 ONE_KEY = torch.eye(7, dtype=torch.bool)[torch.tensor([3, 0, 6, 6, 1])]  # (Tq, Tk) = (5, 7): one True a row

@@ -1,19 +1,25 @@
 """Grader for lessons/exercises/flamingo.py (Flamingo, Alayrac et al. 2022): `resampler_attention` against the
 package's MultiHeadAttention run on the student's weights (Fig. 5), `gated_residual` and `media_mask` against
-minivlm.concepts.gated_xattn (Fig. 4, Sec. 2.3). Every case is valid input; only values, shapes, dtypes and
-gradients are graded."""
+minivlm.concepts.gated_xattn (Fig. 4, Sec. 2.3), and `gated_cross_attention`, the two together: a text token that
+sees no image must get y back bit for bit, and send no gradient (zeros, not NaN) to the visual tokens. Every case is
+valid input; only values, shapes, dtypes and gradients are graded."""
 from __future__ import annotations
 
 import torch
 from torch.func import functional_call
 
 from minivlm.check import compare, compare_grads
-from minivlm.concepts.attention import MultiHeadAttention
+from minivlm.concepts.attention import MultiHeadAttention, attention
 from minivlm.concepts.gated_xattn import gated_residual, media_mask
 
 LESSON = "lessons/07_flamingo.md"
-FUNCTIONS = ("resampler_attention", "gated_residual", "media_mask")
+FUNCTIONS = ("resampler_attention", "gated_residual", "media_mask", "gated_cross_attention")
+# torch's fused attention, which would also hide what a fully masked row gives
+FORBIDDEN = ("scaled_dot_product_attention", "MultiheadAttention", "multi_head_attention_forward")
 IMAGE_ID = 4
+EXACT = dict(atol=0.0, rtol=0.0)
+# text before the first image, two images; a row with no image; the placeholder first (B, T) = (3, 7)
+DOCUMENTS = [[1, 5, IMAGE_ID, 6, 7, IMAGE_ID, 8], [1, 5, 6, 7, 8, 9, 10], [IMAGE_ID, 5, 6, IMAGE_ID, 8, 9, 10]]
 
 
 def _reference_attention(x_f, latents, w_q, w_k, w_v, w_o, heads):
@@ -43,7 +49,7 @@ def _gate(seed, alpha, grads=False):
         g = torch.Generator().manual_seed(seed)
         y, update = torch.randn(2, 5, 8, generator=g), torch.randn(2, 5, 8, generator=g)  # (B, T, D)
         alpha_ = torch.tensor(alpha)
-        exact = dict(atol=0.0, rtol=0.0) if alpha == 0 else {}  # at alpha = 0 the block is the identity, bit for bit
+        exact = EXACT if alpha == 0 else {}  # at alpha = 0 the block is the identity, bit for bit
         compare(gated_residual(y, update, alpha_), student.gated_residual(y, update, alpha_), what="gated_residual",
                 **exact)
         if grads:
@@ -56,6 +62,68 @@ def _mask(rows, R, n_images):
         tokens = torch.tensor(rows)  # (B, T)
         compare(media_mask(tokens, IMAGE_ID, R, n_images), student.media_mask(tokens, IMAGE_ID, R, n_images),
                 what="media_mask")
+    return check
+
+
+def _reference_xattn(y, x, mask, alpha):
+    """y + tanh(alpha) XAttn(q=y, kv=x), one head, no LayerNorm or projections; exactly y at a token whose mask row
+    is all False (as GatedCrossAttentionBlock.cross_attend: let it see every key, then zero its update)."""
+    sees = mask.any(dim=-1, keepdim=True)  # (B, 1, T, 1)
+    update = attention(y[:, None], x[:, None], x[:, None], mask | ~sees)[:, 0]  # (B, T, D)
+    return gated_residual(y, update.masked_fill(~sees[:, 0], 0.0), alpha)  # (B, T, D)
+
+
+def _xattn_inputs(seed, R, D=8):
+    """Text y (B, T, D), visual tokens x (B, 2R, D) of two images, the package's mask, a gate alpha = 0.7."""
+    tokens = torch.tensor(DOCUMENTS)  # (B, T)
+    g = torch.Generator().manual_seed(seed)
+    y, x = torch.randn(*tokens.shape, D, generator=g), torch.randn(len(tokens), 2 * R, D, generator=g)
+    return tokens, y, x, media_mask(tokens, IMAGE_ID, R, 2), torch.tensor(0.7)
+
+
+def _xattn(seed, R):
+    def check(student):
+        tokens, y, x, mask, alpha = _xattn_inputs(seed, R)
+        compare(_reference_xattn(y, x, mask, alpha), student.gated_cross_attention(y, x, mask, alpha),
+                what="gated_cross_attention")
+        compare_grads(_reference_xattn, student.gated_cross_attention, {"y": y, "x": x}, mask, alpha)
+    return check
+
+
+def _blind_tokens(seed, R):
+    """The tokens that see no image (before the first <image>, or in a row without one) get y, bit for bit."""
+    def check(student):
+        tokens, y, x, mask, alpha = _xattn_inputs(seed, R)
+        blind = ~mask.any(dim=-1)[:, 0]  # (B, T)
+        got = student.gated_cross_attention(y, x, mask, alpha)
+        if not isinstance(got, torch.Tensor) or got.shape != y.shape:
+            compare(y, got, what="gated_cross_attention")  # says what came instead of a (B, T, D) tensor
+        compare(y[blind], got[blind], what="output of the tokens that see no image (y exactly)", **EXACT)
+        compare(_reference_xattn(y, x, mask, alpha), got, what="gated_cross_attention")
+    return check
+
+
+def _blind_gradients(seed, R):
+    """From the tokens that see no image, exactly no gradient reaches x, and y's own comes back unchanged."""
+    def check(student):
+        tokens, y, x, mask, alpha = _xattn_inputs(seed, R)
+        blind = ~mask.any(dim=-1)[:, 0]  # (B, T)
+        y, x = y.clone().requires_grad_(), x.clone().requires_grad_()
+        out = student.gated_cross_attention(y, x, mask, alpha)
+        weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed)) * blind[..., None]
+        grad_y, grad_x = torch.autograd.grad((out * weights).sum(), (y, x), allow_unused=True)
+        compare(torch.zeros_like(x), torch.zeros_like(x) if grad_x is None else grad_x,
+                what="gradient reaching x from the tokens that see no image (exactly 0)", **EXACT)
+        compare(weights, grad_y, what="gradient of y from the tokens that see no image (the residual's alone)")
+    return check
+
+
+def _mask_then_xattn(seed, R):
+    """The student's media_mask into the student's gated_cross_attention: the text before the first <image> is y."""
+    def check(student):
+        tokens, y, x, _, alpha = _xattn_inputs(seed, R)
+        out = student.gated_cross_attention(y, x, student.media_mask(tokens, IMAGE_ID, R, 2), alpha)
+        compare(y[0, :2], out[0, :2], what="output of the two tokens before the first <image> (y exactly)", **EXACT)
     return check
 
 
@@ -76,4 +144,10 @@ CASES = [
      _mask([[1, 5, 6, IMAGE_ID], [1, IMAGE_ID, 6, 7]], 2, 3)),
     ("media_mask: no image in the batch (n_images=0)", _mask([[1, 5, 6], [1, 7, 8]], 4, 0)),
     ("media_mask: T=1, only the placeholder, R=1", _mask([[IMAGE_ID]], 1, 1)),
+    ("gated_cross_attention: 3 rows, two images, R=2, alpha = 0.7, values and gradients", _xattn(7, 2)),
+    ("gated_cross_attention: a token that sees no image gets y back exactly (not NaN, not an average of the images)",
+     _blind_tokens(8, 3)),
+    ("gated_cross_attention: no gradient reaches the images from a token that sees none (zeros, not NaN)",
+     _blind_gradients(9, 2)),
+    ("media_mask then gated_cross_attention: the text before the first <image> is y exactly", _mask_then_xattn(10, 2)),
 ]

@@ -9,6 +9,7 @@ from minivlm.evaluate import ranks
 
 LESSON = "lessons/04_toy_clip.md"
 FUNCTIONS = ("ranks",)
+FORBIDDEN = ()  # no torch or NumPy op ranks by key
 CAPTIONS = ["a small red circle to the left of a large blue square", "a large green star",
             "a large blue square to the right of a small red circle", "a small red circle above a large blue square",
             "a large green star", "a small white cross"]  # 0 and 2 mean the same, so do 1 and 4

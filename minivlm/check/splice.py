@@ -12,6 +12,7 @@ from minivlm.concepts.projector import expand, splice
 
 LESSON = "lessons/06_prefix_and_splice.md"
 FUNCTIONS = ("splice", "expand", "sincos_2d")
+FORBIDDEN = ()  # no fused op does the splice
 IMAGE_ID, PAD_ID, V = 4, 0, 20
 
 

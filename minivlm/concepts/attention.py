@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from minivlm.concepts.validate import check_broadcasts, check_divides, check_positive, check_tensor
+
 
 def attention_np(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     """q (..., Tq, d), k (..., Tk, d), v (..., Tk, dv), mask broadcastable to (..., Tq, Tk) -> (..., Tq, dv)."""
@@ -32,6 +34,11 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
     A query row whose mask is all False has no defined softmax (0/0); we return NaN there, so a mask that hides
     everything from a token is noticed. F.scaled_dot_product_attention (torch >= 2.5) returns zeros there instead.
     """
+    dims = check_tensor("q", q, ("...", "Tq", "d"), "float")
+    check_tensor("k", k, ("...", "Tk", "d"), q.dtype, dims=dims)
+    check_tensor("v", v, ("...", "Tk", "dv"), q.dtype, dims=dims)
+    if mask is not None:
+        check_broadcasts("mask", mask, (*dims["..."], dims["Tq"], dims["Tk"]), torch.bool)
     scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])  # (..., Tq, Tk)
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
@@ -43,11 +50,14 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
 def causal_mask(t: int, device=None, past: int = 0) -> torch.Tensor:
     """(T, past + T) bool: token i, the (past + i)-th of the sequence, may attend to tokens 0..past + i.
     With past = 0 (no cache) it is (T, T), True on and below the diagonal."""
+    check_positive("t", t)
+    check_positive("past", past, zero=True)
     return torch.ones(t, past + t, dtype=torch.bool, device=device).tril(diagonal=past)  # (T, past + T)
 
 
 def padding_mask(tokens: torch.Tensor, pad_id: int) -> torch.Tensor:
     """tokens (B, T) -> (B, 1, 1, T) bool, True where a key is a real token; broadcasts over heads and queries."""
+    check_tensor("tokens", tokens, "B T", "int")
     return (tokens != pad_id)[:, None, None, :]  # (B, 1, 1, T)
 
 
@@ -80,8 +90,7 @@ class MultiHeadAttention(nn.Module):
 
     def __init__(self, dim: int, heads: int, context_dim: int | None = None):
         super().__init__()
-        if dim % heads:
-            raise ValueError(f"heads: {heads} does not divide dim {dim}")
+        check_divides("heads", heads, "dim", dim)
         self.heads = heads
         self.q = nn.Linear(dim, dim)
         self.kv = nn.Linear(context_dim or dim, 2 * dim)

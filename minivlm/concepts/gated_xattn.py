@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from minivlm.concepts.attention import MultiHeadAttention
+from minivlm.concepts.validate import check_positive, check_tensor
 
 
 def gated_residual(y: torch.Tensor, update: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
@@ -34,11 +35,8 @@ def media_mask(tokens: torch.Tensor, image_id: int, n_latents: int, n_images: in
     Token t sees the latents of the last <image> at or before t (the placeholder sees its own image), none of an
     earlier or later one; a token before any image sees nothing. M is `n_images`, by default the most any row has.
     """
-    if not (isinstance(tokens, torch.Tensor) and tokens.ndim == 2 and not tokens.is_floating_point()):
-        got = f"{tuple(tokens.shape)} {tokens.dtype}" if isinstance(tokens, torch.Tensor) else type(tokens).__name__
-        raise ValueError(f"tokens: expected integer (B, T), got {got}")
-    if n_latents < 1:
-        raise ValueError(f"n_latents: expected >= 1, got {n_latents}")
+    check_tensor("tokens", tokens, "B T", "int")
+    check_positive("n_latents", n_latents)
     seen = (tokens == image_id).long().cumsum(dim=1)  # (B, T): images at or before each token
     most = int(seen[:, -1].max()) if seen.numel() else 0
     n_images = most if n_images is None else n_images
@@ -66,19 +64,6 @@ class GatedCrossAttentionBlock(nn.Module):
         """The current gate values tanh(alpha): how much of each branch reaches the LM (0 = none)."""
         return {"xattn": torch.tanh(self.alpha_xattn).item(), "dense": torch.tanh(self.alpha_dense).item()}
 
-    def _check(self, y: torch.Tensor, x: torch.Tensor, mask: torch.Tensor | None) -> None:
-        shape = lambda t: f"{tuple(t.shape)}" if isinstance(t, torch.Tensor) else type(t).__name__
-        if not (isinstance(y, torch.Tensor) and y.ndim == 3 and y.shape[2] == self.dim and
-                isinstance(x, torch.Tensor) and x.ndim == 3 and x.shape[0] == y.shape[0]
-                and x.shape[2] == self.visual_dim):
-            raise ValueError(f"y, x: expected (B, T, {self.dim}) and (B, M*R, {self.visual_dim}), got {shape(y)} "
-                             f"and {shape(x)}")
-        B, T, S = y.shape[0], y.shape[1], x.shape[1]
-        if mask is not None and not (isinstance(mask, torch.Tensor) and mask.dtype == torch.bool and mask.ndim == 4
-                                     and mask.shape[0] in (1, B) and mask.shape[1:] == (1, T, S)):
-            got = f"{shape(mask)} {mask.dtype}" if isinstance(mask, torch.Tensor) else type(mask).__name__
-            raise ValueError(f"mask: expected bool ({B}, 1, {T}, {S}) as media_mask gives, got {got}")
-
     def cross_attend(self, y: torch.Tensor, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """The ungated XAttn(q=LN(y), kv=x) (B, T, D); exactly 0 at a token whose mask row is all False."""
         if x.shape[1] == 0:  # no image in the batch: nothing to read
@@ -93,6 +78,10 @@ class GatedCrossAttentionBlock(nn.Module):
 
     def forward(self, y: torch.Tensor, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """y (B, T, D) text, x (B, M*R, D_v) visual tokens, mask (B, 1, T, M*R) from `media_mask` -> (B, T, D)."""
-        self._check(y, x, mask)
+        dims = check_tensor("y", y, ("B", "T", self.dim), "float")
+        check_tensor("x", x, ("B", "M*R", self.visual_dim), y.dtype, dims=dims, empty=("M*R",))
+        if mask is not None:
+            check_tensor("mask", mask, ("B", 1, "T", "M*R"), torch.bool, dims=dims, empty=("M*R",),
+                         hint="as media_mask gives")
         y = gated_residual(y, self.cross_attend(y, x, mask), self.alpha_xattn)  # (B, T, D)
         return gated_residual(y, self.dense(self.ln_dense(y)), self.alpha_dense)  # (B, T, D)

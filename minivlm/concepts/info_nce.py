@@ -13,6 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from minivlm.concepts.validate import check_positive, check_tensor
+
 
 def _log_softmax_np(x: np.ndarray) -> np.ndarray:
     x = x - x.max(axis=1, keepdims=True)
@@ -37,13 +39,13 @@ def info_nce(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch
              groups: torch.Tensor | None = None) -> torch.Tensor:
     """image_emb (B, E) and text_emb (B, E), row i of each a matching pair; logit_scale a scalar > 0 (1/τ);
     groups (B,) int or None. Returns the mean of the image->text and text->image cross-entropies."""
-    if image_emb.ndim != 2 or image_emb.shape != text_emb.shape:
-        raise ValueError(f"image_emb, text_emb: expected two (B, E) tensors of the same shape, "
-                         f"got {tuple(image_emb.shape)} and {tuple(text_emb.shape)}")
-    if image_emb.shape[0] == 0:
-        raise ValueError("image_emb: expected at least one pair, got an empty batch")
-    if groups is not None and groups.shape != image_emb.shape[:1]:
-        raise ValueError(f"groups: expected shape ({image_emb.shape[0]},), got {tuple(groups.shape)}")
+    dims = check_tensor("image_emb", image_emb, "B E", "float", finite=True)
+    check_tensor("text_emb", text_emb, "B E", image_emb.dtype, finite=True, dims=dims)
+    if isinstance(logit_scale, torch.Tensor):
+        check_tensor("logit_scale", logit_scale, (), "float", finite=True)
+    check_positive("logit_scale", float(torch.as_tensor(logit_scale).detach()))
+    if groups is not None:
+        check_tensor("groups", groups, ("B",), "int", dims=dims)
     i = F.normalize(image_emb, dim=-1)  # (B, E)
     t = F.normalize(text_emb, dim=-1)  # (B, E)
     logits = logit_scale * i @ t.T  # (B, B): row = image, column = text
@@ -57,4 +59,5 @@ def info_nce(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch
 
 def caption_groups(tokens: torch.Tensor) -> torch.Tensor:
     """(B, L) token ids -> (B,) group ids, equal exactly where two captions are the same token sequence."""
+    check_tensor("tokens", tokens, "B L", "int")
     return torch.unique(tokens, dim=0, return_inverse=True)[1]  # (B,)

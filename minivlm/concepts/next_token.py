@@ -10,6 +10,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from minivlm.concepts.validate import check_ids, check_tensor
+
 
 def next_token_loss_np(logits: np.ndarray, tokens: np.ndarray, pad_id: int,
                        loss_mask: np.ndarray | None = None) -> float:
@@ -28,12 +30,10 @@ def next_token_targets(logits: torch.Tensor, tokens: torch.Tensor, pad_id: int,
                        loss_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Line the predictions up with what they predict: logits (B, T, V) and tokens (B, T) -> the logits (N, V)
     and target ids (N,) of the N targets that count (not padding; where loss_mask (B, T) is True, if given)."""
-    if logits.ndim != 3 or tokens.shape != logits.shape[:2]:
-        raise ValueError(f"logits, tokens: expected (B, T, V) and (B, T), got {tuple(logits.shape)} and "
-                         f"{tuple(tokens.shape)}")
-    if loss_mask is not None and (loss_mask.shape != tokens.shape or loss_mask.dtype != torch.bool):
-        raise ValueError(f"loss_mask: expected bool {tuple(tokens.shape)} like tokens, got "
-                         f"{loss_mask.dtype} {tuple(loss_mask.shape)}")
+    dims = check_tensor("logits", logits, "B T V", "float")
+    check_ids("tokens", tokens, dims["V"], "B T", dims=dims)  # every id a class of the logits, targets included
+    if loss_mask is not None:
+        check_tensor("loss_mask", loss_mask, "B T", torch.bool, dims=dims, hint="like tokens")
     pred, target = logits[:, :-1], tokens[:, 1:]  # (B, T-1, V), (B, T-1): position t predicts token t + 1
     keep = target != pad_id  # (B, T-1)
     if loss_mask is not None:

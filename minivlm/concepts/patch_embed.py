@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from minivlm.concepts.validate import check_divides, check_tensor
+
 
 def patchify_np(images: np.ndarray, patch: int) -> np.ndarray:
     """(B, C, H, W) -> (B, N, C*P*P), patches in row-major order, each flattened channel-first like Conv2d."""
@@ -19,7 +21,9 @@ def patchify_np(images: np.ndarray, patch: int) -> np.ndarray:
 
 def patchify(images: torch.Tensor, patch: int) -> torch.Tensor:
     """The torch twin of `patchify_np`: (B, C, H, W) -> (B, N, C*P*P)."""
-    B, C, H, W = images.shape
+    B, C, H, W = check_tensor("images", images, "B C H W").values()
+    check_divides("patch", patch, "H", H)
+    check_divides("patch", patch, "W", W)
     x = images.reshape(B, C, H // patch, patch, W // patch, patch)  # (B, C, H/P, P, W/P, P)
     x = x.permute(0, 2, 4, 1, 3, 5)  # (B, H/P, W/P, C, P, P)
     return x.reshape(B, (H // patch) * (W // patch), C * patch * patch)  # (B, N, C*P*P)
@@ -33,15 +37,21 @@ class PatchEmbed(nn.Module):
 
     def __init__(self, image_size: int, patch: int, channels: int, dim: int):
         super().__init__()
-        if image_size % patch:
-            raise ValueError(f"patch: {patch} does not divide image_size {image_size}")
+        check_divides("patch", patch, "image_size", image_size)
+        self.image_size, self.channels = image_size, channels
         self.patch, self.num_patches = patch, (image_size // patch) ** 2
         self.proj = nn.Conv2d(channels, dim, kernel_size=patch, stride=patch)
 
+    def _check(self, images: torch.Tensor) -> None:
+        s = self.image_size
+        check_tensor("images", images, ("B", self.channels, s, s), self.proj.weight.dtype)
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        self._check(images)
         x = self.proj(images)  # (B, D, H/P, W/P)
         return x.flatten(2).transpose(1, 2)  # (B, N, D)
 
     def forward_unfold(self, images: torch.Tensor) -> torch.Tensor:
+        self._check(images)
         w = self.proj.weight.flatten(1)  # (D, C*P*P): each filter is a row of the linear map
         return patchify(images, self.patch) @ w.T + self.proj.bias  # (B, N, D)

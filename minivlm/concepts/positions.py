@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from minivlm.concepts.validate import check_positive
+
 
 def sincos_2d_np(grid: int, dim: int, base: float = 10.0) -> np.ndarray:
     """(grid*grid, dim) codes of a grid x grid layout, row-major; dim must be a multiple of 4."""
@@ -28,6 +30,7 @@ def sincos_2d(grid: int, dim: int, base: float = 10.0) -> torch.Tensor:
     """The torch twin of `sincos_2d_np`: a float32 (grid*grid, dim) table, for a buffer of a model."""
     if grid < 1 or dim < 4 or dim % 4:
         raise ValueError(f"grid, dim: expected grid >= 1 and dim a positive multiple of 4, got {grid} and {dim}")
+    check_positive("base", base)
     w = base ** (-torch.arange(dim // 4, dtype=torch.float32) / (dim // 4))  # (D/4,)
     n = torch.arange(grid * grid, dtype=torch.float32)  # (N,)
     rows, cols = torch.div(n, grid, rounding_mode="floor"), n % grid  # (N,) each

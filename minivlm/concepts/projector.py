@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from minivlm.concepts.validate import check_positive, check_tensor
+
 PROJECTORS = ("linear", "mlp")
 
 
@@ -52,10 +54,9 @@ def _layout(tokens: torch.Tensor, image_id: int, n: int) -> tuple[torch.Tensor, 
 def splice(embeds: torch.Tensor, visual: torch.Tensor, tokens: torch.Tensor, image_id: int) -> torch.Tensor:
     """Token embeddings (B, T, D) with the visual tokens (B, N, D) in place of the <image> placeholder of
     tokens (B, T) -> (B, T-1+N, D), as LLaVA feeds its LM (Liu et al. 2023, Fig. 1)."""
-    if embeds.ndim != 3 or visual.ndim != 3 or embeds.shape[:2] != tokens.shape or \
-            visual.shape[0] != embeds.shape[0] or visual.shape[2] != embeds.shape[2]:
-        raise ValueError(f"embeds, visual, tokens: expected (B, T, D), (B, N, D) and (B, T), got "
-                         f"{tuple(embeds.shape)}, {tuple(visual.shape)} and {tuple(tokens.shape)}")
+    dims = check_tensor("embeds", embeds, "B T D", "float")
+    check_tensor("visual", visual, "B N D", embeds.dtype, dims=dims)
+    check_tensor("tokens", tokens, "B T", "int", dims=dims)
     is_visual, text_idx, visual_idx = _layout(tokens, image_id, visual.shape[1])
     D = embeds.shape[2]
     text = embeds.gather(1, text_idx[..., None].expand(-1, -1, D))  # (B, T-1+N, D)
@@ -66,7 +67,8 @@ def splice(embeds: torch.Tensor, visual: torch.Tensor, tokens: torch.Tensor, ima
 def expand(x: torch.Tensor, tokens: torch.Tensor, image_id: int, n: int, fill) -> torch.Tensor:
     """A per-token tensor x (B, T) (target ids, a loss mask) laid out like `splice`'s output -> (B, T-1+N), with
     `fill` at the N visual positions (<pad> for targets, False for a mask: visual tokens are never predicted)."""
-    if x.shape != tokens.shape:
-        raise ValueError(f"x: expected {tuple(tokens.shape)} like tokens, got {tuple(x.shape)}")
+    dims = check_tensor("tokens", tokens, "B T", "int")
+    check_tensor("x", x, "B T", dims=dims, hint="like tokens")
+    check_positive("n", n)
     is_visual, text_idx, _ = _layout(tokens, image_id, n)
     return torch.where(is_visual, torch.tensor(fill, dtype=x.dtype, device=x.device), x.gather(1, text_idx))

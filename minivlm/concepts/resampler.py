@@ -23,6 +23,7 @@ from torch import nn
 
 from minivlm.concepts.attention import MultiHeadAttention, attention_np
 from minivlm.concepts.positions import sincos_2d
+from minivlm.concepts.validate import check_divides, check_positive, check_tensor
 
 
 def resampler_attention_np(x_f: np.ndarray, latents: np.ndarray, w_q: np.ndarray, w_k: np.ndarray,
@@ -69,8 +70,8 @@ class PerceiverResampler(nn.Module):
                  mlp_ratio: int = 4, positions: float = 0.0):
         super().__init__()
         for name, value in (("depth", depth), ("latents", latents), ("max_frames", max_frames)):
-            if value < 1:
-                raise ValueError(f"{name}: expected >= 1, got {value}")
+            check_positive(name, value)
+        check_divides("heads", heads, "dim", dim)
         grid = math.isqrt(latents)
         if positions and (grid * grid != latents or dim % heads or (dim // heads) % 4):
             raise ValueError(f"positions: a position-aware resampler needs a square number of latents (one per "
@@ -99,13 +100,10 @@ class PerceiverResampler(nn.Module):
         return [layer.attn.last_weights for layer in self.layers]
 
     def forward(self, x_f: torch.Tensor) -> torch.Tensor:
-        if not (isinstance(x_f, torch.Tensor) and x_f.is_floating_point() and x_f.ndim == 4
-                and x_f.shape[-1] == self.dim and x_f.shape[0] > 0 and x_f.shape[2] > 0):
-            got = f"{tuple(x_f.shape)} {x_f.dtype}" if isinstance(x_f, torch.Tensor) else type(x_f).__name__
-            raise ValueError(f"x_f: expected float (B, T, S, {self.dim}) with B, S >= 1, got {got}")
-        B, T, S, D = x_f.shape
-        if not 1 <= T <= self.max_frames:
-            raise ValueError(f"x_f: expected 1 <= T <= max_frames={self.max_frames} frames, got T={T}")
+        B, T, S = check_tensor("x_f", x_f, ("B", "T", "S", self.dim), "float").values()
+        D = self.dim
+        if T > self.max_frames:
+            raise ValueError(f"x_f: expected T <= max_frames={self.max_frames} frames, got T={T}")
         q_pos = k_pos = None
         if self.grid_code is not None:
             R = len(self.grid_code)

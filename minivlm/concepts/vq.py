@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from minivlm.concepts.validate import check_ids, check_positive, check_tensor
+
 
 def quantize_np(z: np.ndarray, codebook: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """NumPy reference: z (B, N, D), codebook (K, D) -> z_q (B, N, D) the nearest codes, ids (B, N) int64."""
@@ -31,6 +33,8 @@ def quantize(z: torch.Tensor, codebook: torch.Tensor
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """z (B, N, D), codebook (K, D) -> z_q (B, N, D) straight-through, ids (B, N) int64, codebook_loss,
     commitment_loss (the two terms of eq. 3, without beta). Nearest code by squared Euclidean distance."""
+    dims = check_tensor("z", z, "B N D", "float")
+    check_tensor("codebook", codebook, "K D", z.dtype, dims=dims)
     with torch.no_grad():  # choosing a code has no gradient
         # ||z - e||^2 = ||z||^2 - 2 z.e + ||e||^2, without building the (B, N, K, D) differences
         dist = z.pow(2).sum(-1, keepdim=True) - 2 * z @ codebook.T + codebook.pow(2).sum(-1)  # (B, N, K)
@@ -42,21 +46,10 @@ def quantize(z: torch.Tensor, codebook: torch.Tensor
     return z_q, ids, codebook_loss, commitment_loss
 
 
-def _check_ids(ids: torch.Tensor, codes: int) -> None:
-    """Raise a ValueError naming `ids` unless it is an integer tensor with every id in the codebook's [0, codes)."""
-    if not (isinstance(ids, torch.Tensor) and ids.dtype in (torch.int8, torch.uint8, torch.int16, torch.int32,
-                                                             torch.int64)):
-        got = f"{tuple(ids.shape)} {ids.dtype}" if isinstance(ids, torch.Tensor) else type(ids).__name__
-        raise ValueError(f"ids: expected an integer tensor of code ids, got {got}")
-    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= codes):
-        raise ValueError(f"ids: expected ids in [0, {codes}) (the codebook's range), got ids from {int(ids.min())} "
-                         f"to {int(ids.max())}")
-
-
 def codebook_usage(ids: torch.Tensor, codes: int) -> dict[str, float | int]:
     """ids of any shape, in [0, codes) -> {"perplexity": exp(entropy of the code histogram), "dead_codes": number of
     codes never used}. Perplexity is `codes` when every code is used equally often and 1 when one code does it all."""
-    _check_ids(ids, codes)
+    check_ids("ids", ids, codes, hint="the codebook's range")
     if ids.numel() == 0:
         raise ValueError(f"ids: expected at least one id, got an empty tensor of shape {tuple(ids.shape)}")
     counts = torch.bincount(ids.flatten().long(), minlength=codes)  # (K,)
@@ -71,19 +64,20 @@ class VectorQuantizer(nn.Module):
 
     def __init__(self, codes: int, dim: int, beta: float = 0.25):
         super().__init__()
+        check_positive("codes", codes)
+        check_positive("dim", dim)
+        check_positive("beta", beta, zero=True)
         self.codes, self.dim, self.beta = codes, dim, beta
         self.codebook = nn.Embedding(codes, dim)
         nn.init.uniform_(self.codebook.weight, -1.0 / codes, 1.0 / codes)
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """z (B, N, dim) float -> z_q (B, N, dim), ids (B, N) int64, loss (scalar)."""
-        if not (isinstance(z, torch.Tensor) and z.ndim == 3 and z.shape[-1] == self.dim and z.is_floating_point()):
-            got = f"{tuple(z.shape)} {z.dtype}" if isinstance(z, torch.Tensor) else type(z).__name__
-            raise ValueError(f"z: expected (B, N, {self.dim}) float, got {got}")
+        check_tensor("z", z, ("B", "N", self.dim), "float")
         z_q, ids, codebook_loss, commitment_loss = quantize(z, self.codebook.weight)
         return z_q, ids, codebook_loss + self.beta * commitment_loss
 
     def lookup(self, ids: torch.Tensor) -> torch.Tensor:
         """ids (B, N) int in [0, codes) -> their code vectors (B, N, dim): from tokens back to the decoder's input."""
-        _check_ids(ids, self.codes)
+        check_ids("ids", ids, self.codes, hint="the codebook's range")
         return self.codebook(ids.long())  # (B, N, dim)

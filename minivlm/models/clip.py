@@ -4,7 +4,7 @@ trained with symmetric InfoNCE so that matching image/caption pairs have the hig
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch import nn
@@ -12,6 +12,41 @@ from torch import nn
 from minivlm.concepts.attention import TransformerBlock, padding_mask
 from minivlm.concepts.info_nce import info_nce
 from minivlm.concepts.patch_embed import PatchEmbed
+from minivlm.concepts.validate import check_divides, check_ids, check_positive, check_tensor, describe
+
+
+@dataclass
+class VisionConfig:
+    """What the vision tower reads: LLaVA and Flamingo keep only this part of their CLIP's config."""
+    image_size: int = 32
+    patch: int = 8
+    channels: int = 3
+    vision_dim: int = 64
+    vision_layers: int = 2
+    heads: int = 4
+
+    def __post_init__(self):
+        for name in ("image_size", "channels", "vision_dim", "vision_layers"):
+            check_positive(name, getattr(self, name))
+        check_divides("patch", self.patch, "image_size", self.image_size)
+        check_divides("heads", self.heads, "vision_dim", self.vision_dim)
+
+    @classmethod
+    def of(cls, cfg) -> "VisionConfig":
+        """A VisionConfig from itself, a CLIPConfig, or a dict of either's fields (as an old checkpoint stores a
+        whole CLIPConfig): the vision fields are kept, the text ones dropped."""
+        if isinstance(cfg, CLIPConfig):
+            return cfg.vision
+        if isinstance(cfg, dict):
+            return cls(**{f.name: cfg[f.name] for f in fields(cls) if f.name in cfg})
+        if not isinstance(cfg, cls):
+            raise TypeError(f"vision: expected a VisionConfig, CLIPConfig or dict, got {type(cfg).__name__}")
+        return cfg
+
+    @property
+    def grid(self) -> int:
+        """Patches along each side of the image: the ViT gives grid * grid patch tokens, row-major."""
+        return self.image_size // self.patch
 
 
 @dataclass
@@ -32,10 +67,26 @@ class CLIPConfig:
     init_temperature: float = 0.07
     max_logit_scale: float = 100.0  # CLIP clips exp(t) at 100 to keep training stable
 
+    def __post_init__(self):
+        for name in ("text_dim", "text_layers", "embed_dim", "vocab_size", "max_len", "init_temperature"):
+            check_positive(name, getattr(self, name))
+        check_divides("heads", self.heads, "text_dim", self.text_dim)
+        for name in ("pad_id", "eos_id"):
+            if not 0 <= getattr(self, name) < self.vocab_size:
+                raise ValueError(f"{name}: expected an id in [0, {self.vocab_size}), got {getattr(self, name)}")
+        if self.max_logit_scale < 1:
+            raise ValueError(f"max_logit_scale: expected >= 1 (log 1 = 0 is the lowest t), got {self.max_logit_scale}")
+        self.vision  # checks the vision fields
+
+    @property
+    def vision(self) -> VisionConfig:
+        """The vision tower's part of the config."""
+        return VisionConfig(**{f.name: getattr(self, f.name) for f in fields(VisionConfig)})
+
     @property
     def grid(self) -> int:
         """Patches along each side of the image: the ViT gives grid * grid patch tokens, row-major."""
-        return self.image_size // self.patch
+        return self.vision.grid
 
 
 class VisionTransformer(nn.Module):
@@ -45,7 +96,7 @@ class VisionTransformer(nn.Module):
     `layer` picks which patch tokens: -1 (default) the last block's, after the final LayerNorm; -2 the output of the
     block before it, as LLaVA reads CLIP ("the grid features before the last Transformer layer", Sec. 4.1/5.2)."""
 
-    def __init__(self, cfg: CLIPConfig):
+    def __init__(self, cfg: VisionConfig):
         super().__init__()
         self.patch_embed = PatchEmbed(cfg.image_size, cfg.patch, cfg.channels, cfg.vision_dim)
         self.pos = nn.Parameter(torch.randn(1, self.patch_embed.num_patches, cfg.vision_dim) * 0.02)
@@ -93,42 +144,35 @@ class CLIP(nn.Module):
     def __init__(self, cfg: CLIPConfig):
         super().__init__()
         self.cfg = cfg
-        self.visual = VisionTransformer(cfg)
+        self.visual = VisionTransformer(cfg.vision)
         self.text = TextTransformer(cfg)
         self.image_proj = nn.Linear(cfg.vision_dim, cfg.embed_dim, bias=False)
         self.text_proj = nn.Linear(cfg.text_dim, cfg.embed_dim, bias=False)
         self.log_scale = nn.Parameter(torch.tensor(math.log(1 / cfg.init_temperature)))  # t in exp(t)
 
     def logit_scale(self) -> torch.Tensor:
-        return self.log_scale.exp().clamp(max=self.cfg.max_logit_scale)
+        """exp(t) = 1/temperature, unclamped so that its gradient is never cut: `after_step` keeps it in range."""
+        return self.log_scale.exp()
 
-    def _check_images(self, images: torch.Tensor) -> None:
-        s, c, dtype = self.cfg.image_size, self.cfg.channels, self.image_proj.weight.dtype
-        if not (isinstance(images, torch.Tensor) and images.dtype == dtype and images.ndim == 4
-                and tuple(images.shape[1:]) == (c, s, s) and images.shape[0] > 0):
-            got = f"{tuple(images.shape)} {images.dtype}" if isinstance(images, torch.Tensor) else type(images).__name__
-            raise ValueError(f"images: expected {dtype} (B, {c}, {s}, {s}) with B >= 1 (use minivlm.data.preprocess "
-                             f"on uint8 pictures), got {got}")
-
-    def _check_tokens(self, tokens: torch.Tensor) -> None:
-        cfg = self.cfg
-        if not (isinstance(tokens, torch.Tensor) and tokens.dtype == torch.long and tokens.ndim == 2
-                and tokens.shape[0] > 0 and 0 < tokens.shape[1] <= cfg.max_len):
-            got = f"{tuple(tokens.shape)} {tokens.dtype}" if isinstance(tokens, torch.Tensor) else type(tokens).__name__
-            raise ValueError(f"tokens: expected int64 (B, T) with B >= 1 and T <= {cfg.max_len}, got {got}")
-        if tokens.min() < 0 or tokens.max() >= cfg.vocab_size:
-            raise ValueError(f"tokens: ids must lie in [0, {cfg.vocab_size}), got {tokens.min()}..{tokens.max()}")
-        if not (tokens == cfg.eos_id).any(dim=1).all():
-            raise ValueError("tokens: every caption needs an <eos> token (use Tokenizer.encode_batch)")
+    @torch.no_grad()
+    def after_step(self) -> None:
+        """After each optimiser step, clamp t to [0, log max_logit_scale], as open_clip does (CLIP's 100 cap)."""
+        self.log_scale.clamp_(0, math.log(self.cfg.max_logit_scale))
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) preprocessed images -> (B, E) unit-norm embeddings."""
-        self._check_images(images)
+        s = self.cfg.image_size
+        check_tensor("images", images, ("B", self.cfg.channels, s, s), self.image_proj.weight.dtype,
+                     hint="use minivlm.data.preprocess on uint8 pictures")
         return nn.functional.normalize(self.image_proj(self.visual(images)), dim=-1)  # (B, E)
 
     def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, T) token ids -> (B, E) unit-norm embeddings."""
-        self._check_tokens(tokens)
+        T = check_ids("tokens", tokens, self.cfg.vocab_size, "B T", torch.long)["T"]
+        if T > self.cfg.max_len:
+            raise ValueError(f"tokens: expected (B, T) with T <= max_len={self.cfg.max_len}, got {describe(tokens)}")
+        if not (tokens == self.cfg.eos_id).any(dim=1).all():
+            raise ValueError("tokens: every caption needs an <eos> token (use Tokenizer.encode_batch)")
         return nn.functional.normalize(self.text_proj(self.text(tokens)), dim=-1)  # (B, E)
 
     def forward(self, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -138,6 +182,6 @@ class CLIP(nn.Module):
     def loss(self, images: torch.Tensor, tokens: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
         """Symmetric InfoNCE over the batch. `groups` (B,): pairs with equal ids are all positives of each other
         (the recipe passes caption meanings, so "A left of B" and "B right of A" are not pushed apart)."""
-        if images.shape[0] != tokens.shape[0]:
-            raise ValueError(f"images, tokens: batch sizes differ ({images.shape[0]} vs {tokens.shape[0]})")
+        if len(images) != len(tokens):
+            raise ValueError(f"images, tokens: batch sizes differ ({len(images)} vs {len(tokens)})")
         return info_nce(self.encode_image(images), self.encode_text(tokens), self.logit_scale(), groups)

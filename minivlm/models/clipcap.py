@@ -17,7 +17,8 @@ from torch import nn
 
 from minivlm.concepts.mapping import MLPMapper, TransformerMapper
 from minivlm.models.clip import CLIP, CLIPConfig
-from minivlm.models.lm import CausalLM, LMConfig, _describe
+from minivlm.concepts.validate import check_positive, check_tensor
+from minivlm.models.lm import CausalLM, LMConfig
 
 MAPPERS = ("mlp", "transformer")
 
@@ -42,6 +43,8 @@ class ClipCapConfig:
         if not 0 < self.prefix_len < self.lm.max_len - 1:
             raise ValueError(f"prefix_len: expected 1 <= k < lm.max_len - 1 = {self.lm.max_len - 1} (room for "
                              f"<bos> and one word), got {self.prefix_len}")
+        check_positive("clip_len", self.clip_len)
+        check_positive("mapper_layers", self.mapper_layers)
 
     @property
     def text_len(self) -> int:
@@ -80,10 +83,8 @@ class ClipCap(nn.Module):
     def loss(self, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """Next-token loss of the caption tokens (B, T) after each image's prefix (Sec. 3): only caption tokens
         are targets; the prefix positions are context."""
-        if not (isinstance(tokens, torch.Tensor) and tokens.ndim == 2 and isinstance(images, torch.Tensor)
-                and len(images) == len(tokens)):
-            raise ValueError(f"images, tokens: expected (B, 3, S, S) and (B, T) with the same B, got "
-                             f"{_describe(images)} and {_describe(tokens)}")
+        dims = check_tensor("images", images, "B C H W")
+        check_tensor("tokens", tokens, "B T", dims=dims, hint="one caption per image")
         return self.lm.loss(tokens, self.prefix(images))
 
     @torch.no_grad()

@@ -25,7 +25,7 @@ from torch import nn
 
 from minivlm.concepts.causal_masking import causal_mask_transform
 from minivlm.concepts.next_token import next_token_loss
-from minivlm.data.tokenizer import N_SENTINELS
+from minivlm.concepts.validate import check_positive
 from minivlm.models.dalle import JointVocab
 from minivlm.models.lm import CausalLM, LMConfig
 
@@ -40,11 +40,18 @@ class CM3Config:
     eos_id: int = 2
     unk_id: int = 3
     image_id: int = 4
-    sentinel_ids: tuple[int, ...] = field(default_factory=lambda: tuple(range(5, 5 + N_SENTINELS)))
+    sentinel_ids: tuple[int, ...] = field(default_factory=lambda: tuple(range(5, 13)))  # <mask:0> .. <mask:7>
     max_len: int = 84  # <bos> + 12 words + <image> + 64 codes + <eos> + 2 sentinels per span (one span)
     dim: int = 128
     layers: int = 4
     heads: int = 4
+
+    def __post_init__(self):
+        for name in ("text_vocab", "codes", "grid", "max_len", "dim", "layers", "heads"):
+            check_positive(name, getattr(self, name))
+        special = (self.pad_id, self.bos_id, self.eos_id, self.unk_id, self.image_id, *self.sentinel_ids)
+        if not all(0 <= i < self.text_vocab for i in special):
+            raise ValueError(f"sentinel_ids, *_id: expected ids in [0, {self.text_vocab}), got {special}")
 
 
 class CM3(nn.Module):

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from minivlm.models.lm import CausalLM, LMConfig, _describe
+from minivlm.concepts.validate import check_ids, check_positive, check_tensor
+from minivlm.models.lm import CausalLM, LMConfig
 
 
 @dataclass
@@ -35,9 +36,7 @@ class JointVocab:
 
     def from_codes(self, codes: torch.Tensor) -> torch.Tensor:
         """Codebook indices -> joint ids; an index outside [0, codes) is a ValueError naming `codes`."""
-        if codes.numel() and (codes.min() < 0 or codes.max() >= self.codes):
-            raise ValueError(f"codes: expected codebook indices in [0, {self.codes}), got "
-                             f"{int(codes.min())}..{int(codes.max())}")
+        check_ids("codes", codes, self.codes, hint="codebook indices")
         return codes + self.text_size
 
     def to_codes(self, ids: torch.Tensor) -> torch.Tensor:
@@ -70,6 +69,12 @@ class DalleConfig:
     layers: int = 4
     heads: int = 4
 
+    def __post_init__(self):
+        for name in ("text_vocab", "codes", "grid", "text_len", "dim", "layers", "heads"):
+            check_positive(name, getattr(self, name))
+        if not 0 <= self.image_id < self.text_vocab:
+            raise ValueError(f"image_id: expected an id in [0, {self.text_vocab}), got {self.image_id}")
+
 
 class Dalle(nn.Module):
     """text (B, text_len) padded caption ids + codes (B, grid²) -> next-token loss; `generate` draws codes from
@@ -82,30 +87,20 @@ class Dalle(nn.Module):
         self.lm = CausalLM(LMConfig(vocab_size=self.vocab.size, max_len=cfg.text_len + 1 + cfg.grid ** 2,
                                     dim=cfg.dim, layers=cfg.layers, heads=cfg.heads))
 
-    def _check_text(self, text: torch.Tensor) -> None:
-        cfg = self.cfg
-        if not (isinstance(text, torch.Tensor) and text.dtype == torch.long and text.ndim == 2 and len(text) > 0
-                and text.shape[1] == cfg.text_len):
-            raise ValueError(f"text: expected int64 (B, {cfg.text_len}) padded caption ids (Tokenizer(max_len="
-                             f"{cfg.text_len}).encode_batch), got {_describe(text)}")
-        if text.min() < 0 or text.max() >= cfg.text_vocab:
-            raise ValueError(f"text: expected word ids in [0, {cfg.text_vocab}), got {int(text.min())}.."
-                             f"{int(text.max())}")
-
     def prompt(self, text: torch.Tensor) -> torch.Tensor:
         """Captions (B, text_len) -> the prompt (B, text_len + 1): the caption, then the <image> marker."""
-        self._check_text(text)
+        check_ids("text", text, self.cfg.text_vocab, ("B", self.cfg.text_len), torch.long,
+                  hint=f"padded word ids: Tokenizer(max_len={self.cfg.text_len}).encode_batch")
         marker = torch.full((len(text), 1), self.cfg.image_id, dtype=torch.long, device=text.device)  # (B, 1)
         return torch.cat([text, marker], dim=1)  # (B, text_len + 1)
 
     def sequence(self, text: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         """Captions (B, text_len) and codebook indices (B, grid²) -> joint-vocabulary sequences
         (B, text_len + 1 + grid²)."""
-        n = self.cfg.grid ** 2
-        if not (isinstance(codes, torch.Tensor) and codes.dtype == torch.long and codes.shape == (len(text), n)):
-            raise ValueError(f"codes: expected int64 ({len(text)}, {n}), one row of image tokens per caption, "
-                             f"got {_describe(codes)}")
-        return torch.cat([self.prompt(text), self.vocab.from_codes(codes)], dim=1)  # (B, text_len + 1 + grid²)
+        prompt = self.prompt(text)  # (B, text_len + 1)
+        check_tensor("codes", codes, (len(text), self.cfg.grid ** 2), torch.long,
+                     hint="one row of image tokens per caption")
+        return torch.cat([prompt, self.vocab.from_codes(codes)], dim=1)  # (B, text_len + 1 + grid²)
 
     def loss(self, text: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         return self.lm.loss(self.sequence(text, codes))
@@ -115,8 +110,7 @@ class Dalle(nn.Module):
                  generator: torch.Generator | None = None) -> torch.Tensor:
         """Captions (B, text_len) -> n sampled images per caption as codebook indices (B, n, grid²): each caption's
         prompt is repeated n times and its image tokens are drawn among the codes only (KV-cached)."""
-        if n < 1:
-            raise ValueError(f"n: expected at least 1 sample per caption, got {n}")
+        check_positive("n", n)
         prompt = self.prompt(text).repeat_interleave(n, dim=0)  # (B n, text_len + 1)
         grid2 = self.cfg.grid ** 2
         allowed = self.vocab.only("image", prompt.device)  # (V,)

@@ -16,13 +16,14 @@ from minivlm.concepts.attention import causal_mask
 from minivlm.concepts.gated_xattn import GatedCrossAttentionBlock, media_mask
 from minivlm.concepts.next_token import next_token_loss
 from minivlm.concepts.resampler import PerceiverResampler
-from minivlm.models.clip import CLIPConfig, VisionTransformer
-from minivlm.models.lm import CausalLM, LMConfig, _describe
+from minivlm.concepts.validate import check_ids, check_positive, check_tensor
+from minivlm.models.clip import VisionConfig, VisionTransformer
+from minivlm.models.lm import CausalLM, LMConfig
 
 
 @dataclass
 class FlamingoConfig:
-    vision: CLIPConfig = field(default_factory=CLIPConfig)  # only its vision tower is built
+    vision: VisionConfig = field(default_factory=VisionConfig)  # a CLIPConfig or a dict of its fields also do
     lm: LMConfig = field(default_factory=LMConfig)  # its max_len counts text tokens only: images add none
     latents: int = 8  # R visual tokens per image or clip
     resampler_depth: int = 2
@@ -36,12 +37,11 @@ class FlamingoConfig:
     image_id: int = 4  # the <image> placeholder
 
     def __post_init__(self):
-        if isinstance(self.vision, dict):  # read back from a checkpoint's asdict()
-            self.vision = CLIPConfig(**self.vision)
+        self.vision = VisionConfig.of(self.vision)  # a CLIP's config, or a checkpoint's asdict(): its vision part
         if isinstance(self.lm, dict):
             self.lm = LMConfig(**self.lm)
-        if self.xattn_every < 1:
-            raise ValueError(f"xattn_every: expected >= 1, got {self.xattn_every}")
+        for name in ("latents", "resampler_depth", "max_frames", "heads", "xattn_every"):
+            check_positive(name, getattr(self, name))
         n = self.vision.grid ** 2
         if self.resampler_positions and self.latents != n:
             raise ValueError(f"resampler_positions: a position-aware resampler needs one latent per patch, "
@@ -61,7 +61,7 @@ class Flamingo(nn.Module):
         self.resampler = PerceiverResampler(d_v, cfg.resampler_depth, cfg.latents, cfg.heads, cfg.max_frames,
                                             positions=cfg.resampler_positions)
         # where each patch is, said again: the resampler's attention pools the patches by content, and the frozen
-        # ViT's features keep little of their position by its last layers (recipes/flamingo.py measures the effect)
+        # ViT's features keep little of their position by its last layers (bench/README.md, "Flamingo", measures it)
         n_patches = cfg.vision.grid ** 2
         self.patch_pos = nn.Parameter(0.02 * torch.randn(n_patches, d_v)) if cfg.patch_positions else None
         n_xattn = -(-cfg.lm.layers // cfg.xattn_every)  # blocks 0, k, 2k, ... get one
@@ -92,14 +92,11 @@ class Flamingo(nn.Module):
     def visual_tokens(self, media: torch.Tensor) -> torch.Tensor:
         """media (B, M, T, 3, S, S), M images of T frames per sequence -> (B, M*R, D_v): each image or clip through
         the frozen ViT (its patch tokens) and the resampler on its own (Sec. 2.1), then laid out in order."""
-        c, s, dtype = self.cfg.vision.channels, self.cfg.vision.image_size, self.vision.pos.dtype
-        if not (isinstance(media, torch.Tensor) and media.dtype == dtype and media.ndim == 6
-                and tuple(media.shape[3:]) == (c, s, s) and media.shape[0] > 0):
-            raise ValueError(f"media: expected {dtype} (B, M, T, {c}, {s}, {s}), M images of T frames per sequence "
-                             f"(use minivlm.data.preprocess per frame), got {_describe(media)}")
-        B, M, T = media.shape[:3]
-        if not 1 <= T <= self.cfg.max_frames:
-            raise ValueError(f"media: expected 1 <= T <= max_frames={self.cfg.max_frames} frames per image, got T={T}")
+        c, s = self.cfg.vision.channels, self.cfg.vision.image_size
+        B, M, T = check_tensor("media", media, ("B", "M", "T", c, s, s), self.vision.pos.dtype, empty=("M",),
+                               hint="M images of T frames per sequence, each through minivlm.data.preprocess").values()
+        if T > self.cfg.max_frames:
+            raise ValueError(f"media: expected T <= max_frames={self.cfg.max_frames} frames per image, got T={T}")
         if M == 0:  # text only: nothing to attend to
             return media.new_zeros(B, 0, self.cfg.vision.vision_dim)  # (B, 0, D_v)
         with torch.no_grad():  # frozen: no graph
@@ -112,12 +109,9 @@ class Flamingo(nn.Module):
 
     def _check_tokens(self, tokens: torch.Tensor, batch: int, n_images: int) -> None:
         lm = self.cfg.lm
-        if not (isinstance(tokens, torch.Tensor) and tokens.dtype == torch.long and tokens.ndim == 2
-                and tokens.shape[0] == batch and 0 < tokens.shape[1] <= lm.max_len):
-            raise ValueError(f"tokens: expected int64 (B, L) with B = {batch} as media and 1 <= L <= max_len="
-                             f"{lm.max_len} (the LM's context), got {_describe(tokens)}")
-        if tokens.min() < 0 or tokens.max() >= lm.vocab_size:
-            raise ValueError(f"tokens: ids must lie in [0, {lm.vocab_size}), got {tokens.min()}..{tokens.max()}")
+        L = check_ids("tokens", tokens, lm.vocab_size, "B L", torch.long, dims={"B": batch})["L"]
+        if L > lm.max_len:
+            raise ValueError(f"tokens: expected L <= max_len={lm.max_len} (the LM's context), got L={L}")
         counts = (tokens == self.cfg.image_id).sum(dim=1)  # (B,)
         for row, n in enumerate(counts.tolist()):
             if n != n_images:
@@ -157,8 +151,7 @@ class Flamingo(nn.Module):
         once). <image> is never produced (no image would follow it). A row that produced <eos> is filled with <pad>;
         generation stops when every row has, after `max_new_tokens`, or when the text fills the LM's context.
         """
-        if max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens: expected >= 1, got {max_new_tokens}")
+        check_positive("max_new_tokens", max_new_tokens)
         visual = self.visual_tokens(media)  # (B, M*R, D_v)
         self._check_tokens(tokens, media.shape[0], media.shape[1])
         cfg = self.cfg.lm

@@ -14,14 +14,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from minivlm.data.images import preprocess
-from minivlm.data.world import COLOURS, SHAPES, SIZES, Scene
 from minivlm.models.vqvae import check_images
 
-COLOUR_NAMES, SIZE_NAMES = tuple(COLOURS), tuple(SIZES)
+# the world's labels (data.world's COLOURS, SHAPES and SIZES, in order; tests/test_judge.py checks they agree)
+COLOUR_NAMES = ("red", "green", "blue", "yellow", "purple", "orange", "cyan", "white")
+SHAPES = ("circle", "square", "triangle", "diamond", "star", "cross")
+SIZE_NAMES = ("small", "large")
 CANONICAL_RELATIONS = ("to the left of", "above")  # caption_meaning states the other two from the other side
-HEADS = {"count": 2, "colour0": len(COLOURS), "shape0": len(SHAPES), "size0": len(SIZES),
-         "colour1": len(COLOURS), "shape1": len(SHAPES), "size1": len(SIZES), "relation": 2}
+HEADS = {"count": 2, "colour0": len(COLOUR_NAMES), "shape0": len(SHAPES), "size0": len(SIZE_NAMES),
+         "colour1": len(COLOUR_NAMES), "shape1": len(SHAPES), "size1": len(SIZE_NAMES), "relation": 2}
 TWO_OBJECT_HEADS = ("colour1", "shape1", "size1", "relation")  # masked for one-object scenes
 
 
@@ -33,8 +34,9 @@ class JudgeConfig:
     hidden: int = 256
 
 
-def scene_targets(scenes: list[Scene]) -> dict[str, torch.Tensor]:
-    """Scenes -> {head: (B,) int64 class ids}, from each scene's canonical meaning; "count" is 0 for one object and
+def scene_targets(scenes: list) -> dict[str, torch.Tensor]:
+    """Scenes (anything with `meaning()`, as data.world.Scene) -> {head: (B,) int64 class ids}, from each scene's
+    canonical meaning; "count" is 0 for one object and
     1 for two, and the two-object heads hold 0 (ignored by the loss) for one-object scenes."""
     rows = []
     for scene in scenes:
@@ -96,23 +98,3 @@ class Judge(nn.Module):
 def colours_and_shapes(meaning: tuple) -> list[tuple[str, str]]:
     """The (colour, shape) of every object of a meaning, sorted: what a scene shows, whatever its layout."""
     return sorted(obj[1:] for obj in meaning if isinstance(obj, tuple))
-
-
-def judge_accuracy(judge, images, scenes: list[Scene], batch_size: int = 500) -> dict[str, float]:
-    """uint8 images (N, 32, 32, 3) and their true scenes -> {"judge_acc": predicted meaning == true meaning,
-    "judge_acc_1obj", "judge_acc_2obj" (None when the set has none), "colour_shape_acc": the right colour and shape
-    for every object, in either order}. `judge` is anything with `predict(images)`."""
-    if len(images) != len(scenes):
-        raise ValueError(f"scenes: expected one scene per image ({len(images)}), got {len(scenes)}")
-    device = next(judge.parameters()).device if isinstance(judge, nn.Module) else torch.device("cpu")
-    preds = []
-    for i in range(0, len(images), batch_size):
-        preds += judge.predict(preprocess(images[i:i + batch_size]).to(device))
-    truth = [s.meaning() for s in scenes]
-    exact = [p == t for p, t in zip(preds, truth)]
-    by_count = {k: [e for e, t in zip(exact, truth) if (len(t) == 3) == (k == 2)] for k in (1, 2)}
-    return {"judge_acc": sum(exact) / len(exact),
-            "judge_acc_1obj": sum(by_count[1]) / len(by_count[1]) if by_count[1] else None,
-            "judge_acc_2obj": sum(by_count[2]) / len(by_count[2]) if by_count[2] else None,
-            "colour_shape_acc": sum(colours_and_shapes(p) == colours_and_shapes(t)
-                                    for p, t in zip(preds, truth)) / len(truth)}

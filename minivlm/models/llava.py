@@ -19,14 +19,14 @@ from torch import nn
 from minivlm.concepts.next_token import next_token_loss
 from minivlm.concepts.positions import sincos_2d
 from minivlm.concepts.projector import Projector, expand, image_positions, splice
-from minivlm.data.tokenizer import IMAGE, Tokenizer
-from minivlm.models.clip import CLIPConfig, VisionTransformer
+from minivlm.concepts.validate import check_ids, check_tensor
+from minivlm.models.clip import VisionConfig, VisionTransformer
 from minivlm.models.lm import CausalLM, LMConfig
 
 
 @dataclass
 class LLaVAConfig:
-    vision: CLIPConfig = field(default_factory=CLIPConfig)  # only its vision tower is built
+    vision: VisionConfig = field(default_factory=VisionConfig)  # a CLIPConfig or a dict of its fields also do
     lm: LMConfig = field(default_factory=lambda: LMConfig(max_len=39))  # 24 text tokens - <image> + 16 visual
     projector: str = "mlp"  # "linear" (LLaVA) or "mlp" (LLaVA-1.5)
     feature_layer: int = -2  # which ViT layer's patch tokens: -2 the one before the last (LLaVA's choice), -1 the last
@@ -36,8 +36,7 @@ class LLaVAConfig:
     image_id: int = 4
 
     def __post_init__(self):
-        if isinstance(self.vision, dict):  # read back from a checkpoint's asdict()
-            self.vision = CLIPConfig(**self.vision)
+        self.vision = VisionConfig.of(self.vision)  # a CLIP's config, or a checkpoint's asdict(): its vision part
         if isinstance(self.lm, dict):
             self.lm = LMConfig(**self.lm)
         n = self.vision.grid ** 2
@@ -78,28 +77,22 @@ class LLaVA(nn.Module):
             self.vision.eval()  # frozen: always in inference mode
         return self
 
-    def _check_images(self, images: torch.Tensor) -> None:
+    def _check_images(self, images: torch.Tensor) -> dict[str, int]:
         s, c = self.cfg.vision.image_size, self.cfg.vision.channels
-        if not (isinstance(images, torch.Tensor) and images.dtype == torch.float32 and images.ndim == 4
-                and tuple(images.shape[1:]) == (c, s, s) and images.shape[0] > 0):
-            got = f"{tuple(images.shape)} {images.dtype}" if isinstance(images, torch.Tensor) else type(images).__name__
-            raise ValueError(f"images: expected float32 (B, {c}, {s}, {s}) (use minivlm.data.preprocess), got {got}")
+        return check_tensor("images", images, ("B", c, s, s), self.vision.pos.dtype, hint="minivlm.data.preprocess")
 
     def _check(self, images: torch.Tensor, tokens: torch.Tensor) -> None:
-        self._check_images(images)
-        if not (isinstance(tokens, torch.Tensor) and tokens.dtype == torch.long and tokens.ndim == 2
-                and tokens.shape[0] == images.shape[0] and 0 < tokens.shape[1] <= self.cfg.max_len):
-            got = f"{tuple(tokens.shape)} {tokens.dtype}" if isinstance(tokens, torch.Tensor) else type(tokens).__name__
-            raise ValueError(f"tokens: expected int64 (B, T) with B = {images.shape[0]} as images and T <= "
-                             f"{self.cfg.max_len}, got {got}")
-        if tokens.min() < 0 or tokens.max() >= self.cfg.lm.vocab_size:
-            raise ValueError(f"tokens: ids must lie in [0, {self.cfg.lm.vocab_size}), got "
-                             f"{tokens.min()}..{tokens.max()}")
+        dims = check_ids("tokens", tokens, self.cfg.lm.vocab_size, "B T", torch.long, dims=self._check_images(images))
+        if dims["T"] > self.cfg.max_len:
+            raise ValueError(f"tokens: expected T <= max_len={self.cfg.max_len}, got T={dims['T']}")
         image_positions(tokens, self.cfg.image_id)  # exactly one <image> per row
 
     def embed(self, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """images (B, 3, S, S), tokens (B, T) with one <image> each -> the LM's input (B, T-1+N, D)."""
         self._check(images, tokens)
+        return self._embed(images, tokens)  # (B, T-1+N, D)
+
+    def _embed(self, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.cfg.freeze_vision):  # frozen: no graph
             z = self.vision(images, tokens=True, layer=self.cfg.feature_layer)  # (B, N, D_vision)
         visual = self.projector(z) + self.visual_pos  # (B, N, D): where each patch is, in a code no training sets
@@ -108,11 +101,7 @@ class LLaVA(nn.Module):
     def loss(self, images: torch.Tensor, tokens: torch.Tensor, answer_mask: torch.Tensor) -> torch.Tensor:
         """Next-token loss on the answer tokens (answer_mask (B, T) True) only; the visual positions and the
         question are context, never targets (eq. 3)."""
-        if not (isinstance(answer_mask, torch.Tensor) and answer_mask.dtype == torch.bool
-                and answer_mask.shape == tokens.shape):
-            raise ValueError(f"answer_mask: expected bool {tuple(tokens.shape)} like tokens, got "
-                             f"{getattr(answer_mask, 'dtype', type(answer_mask).__name__)} "
-                             f"{tuple(getattr(answer_mask, 'shape', ()))}")
+        check_tensor("answer_mask", answer_mask, tuple(tokens.shape), torch.bool, hint="like tokens")
         t = int((tokens != self.cfg.lm.pad_id).sum(dim=1).max())  # trailing padding changes nothing: drop it
         tokens, answer_mask = tokens[:, :t], answer_mask[:, :t]  # (B, T)
         logits = self.lm.decode(self.embed(images, tokens))  # (B, T-1+N, V)
@@ -122,28 +111,28 @@ class LLaVA(nn.Module):
         return next_token_loss(logits, targets, pad, mask)
 
     @torch.no_grad()
-    def answer(self, images: torch.Tensor, prompts: list[str], tokenizer: Tokenizer, unk: bool = False) -> list[str]:
+    def answer(self, images: torch.Tensor, prompts: list[str], tokenizer, unk: bool = False) -> list[str]:
         """Greedy answers to prompts such as "<image> what colour is the circle?" about images (B, 3, S, S).
 
         A prompt needs exactly one <image>, before the question; an unknown word is an error unless unk=True maps
-        it to <unk>. Prompts of one length are decoded together with the KV cache (`CausalLM.generate`) until <eos>.
+        it to <unk>. `tokenizer` encodes and decodes (data.Tokenizer). Prompts of one length are decoded together
+        with the KV cache (`CausalLM.generate`) until <eos>.
         """
         self._check_images(images)
         if not isinstance(prompts, (list, tuple)) or len(prompts) != len(images):
             raise ValueError(f"prompts: expected a list of {len(images)} strings, one per image, got "
                              f"{len(prompts) if isinstance(prompts, (list, tuple)) else type(prompts).__name__}")
-        for i, p in enumerate(prompts):
-            words = tokenizer.split(p)
-            if words.count(IMAGE) != 1 or words[-1] == IMAGE:
-                raise ValueError(f"prompts[{i}]: expected exactly one {IMAGE} placeholder followed by a question, "
-                                 f"got {p!r}")
         ids = [tokenizer.encode(p, unk=unk)[:-1] for p in prompts]  # <bos> ... question, without <eos>
+        for i, (p, row) in enumerate(zip(prompts, ids)):
+            if row.count(self.cfg.image_id) != 1 or row[-1] == self.cfg.image_id:
+                raise ValueError(f"prompts[{i}]: expected exactly one <image> placeholder followed by a question, "
+                                 f"got {p!r}")
         device = next(self.parameters()).device
         answers = [""] * len(prompts)
         for length in sorted({len(x) for x in ids}):
             rows = [i for i, x in enumerate(ids) if len(x) == length]
             tokens = torch.tensor([ids[i] for i in rows], device=device)  # (b, P)
-            x = self.embed(images[rows].to(device), tokens)  # (b, P-1+N, D)
+            x = self._embed(images[rows].to(device), tokens)  # (b, P-1+N, D): checked above
             # everything before the prompt's last token goes in as embeddings, the rest as generated ids
             out = self.lm.generate(tokens[:, -1:], self.cfg.lm.max_len, prefix=x[:, :-1])  # (b, 1 + n)
             for i, row in zip(rows, out):

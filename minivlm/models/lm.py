@@ -16,6 +16,7 @@ from torch import nn
 
 from minivlm.concepts.attention import KVCache, TransformerBlock, causal_mask
 from minivlm.concepts.next_token import next_token_loss
+from minivlm.concepts.validate import check_divides, check_ids, check_positive, check_tensor
 
 
 @dataclass
@@ -28,6 +29,14 @@ class LMConfig:
     pad_id: int = 0
     bos_id: int = 1
     eos_id: int = 2
+
+    def __post_init__(self):
+        for name in ("vocab_size", "max_len", "dim", "layers"):
+            check_positive(name, getattr(self, name))
+        check_divides("heads", self.heads, "dim", self.dim)
+        for name in ("pad_id", "bos_id", "eos_id"):
+            if not 0 <= getattr(self, name) < self.vocab_size:
+                raise ValueError(f"{name}: expected an id in [0, {self.vocab_size}), got {getattr(self, name)}")
 
 
 def sample_next(logits: torch.Tensor, temperature: float = 0.0, top_k: int | None = None,
@@ -46,10 +55,6 @@ def sample_next(logits: torch.Tensor, temperature: float = 0.0, top_k: int | Non
     return torch.multinomial(logits.softmax(dim=-1), 1, generator=generator)[:, 0]  # (B,)
 
 
-def _describe(x) -> str:
-    return f"{tuple(x.shape)} {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
-
-
 class CausalLM(nn.Module):
     """GPT-style decoder: `forward` gives next-token logits, `loss` the next-token loss, `generate` new text."""
 
@@ -62,45 +67,38 @@ class CausalLM(nn.Module):
         self.blocks = nn.ModuleList(TransformerBlock(cfg.dim, cfg.heads) for _ in range(cfg.layers))
         self.ln = nn.LayerNorm(cfg.dim)
 
-    def _check(self, tokens: torch.Tensor, prefix: torch.Tensor | None, past: int) -> None:
-        cfg = self.cfg
-        if not (isinstance(tokens, torch.Tensor) and tokens.dtype == torch.long and tokens.ndim == 2
-                and tokens.shape[0] > 0 and tokens.shape[1] > 0):
-            raise ValueError(f"tokens: expected int64 (B, T) with B, T >= 1, got {_describe(tokens)}")
-        if tokens.min() < 0 or tokens.max() >= cfg.vocab_size:
-            raise ValueError(f"tokens: ids must lie in [0, {cfg.vocab_size}), got {tokens.min()}..{tokens.max()}")
-        k = 0
-        if prefix is not None:
-            dtype = self.tok.weight.dtype
-            if not (isinstance(prefix, torch.Tensor) and prefix.dtype == dtype and prefix.ndim == 3
-                    and prefix.shape[0] == tokens.shape[0] and prefix.shape[2] == cfg.dim):
-                raise ValueError(f"prefix: expected {dtype} (B, K, {cfg.dim}) with B = {tokens.shape[0]} as tokens, "
-                                 f"got {_describe(prefix)}")
-            k = prefix.shape[1]
-        if past + k + tokens.shape[1] > cfg.max_len:
-            raise ValueError(f"tokens: {past} cached + {k} prefix + {tokens.shape[1]} tokens exceed the context "
-                             f"max_len={cfg.max_len}")
-
     def forward(self, tokens: torch.Tensor, prefix: torch.Tensor | None = None,
                 cache: list[KVCache] | None = None) -> torch.Tensor:
         """tokens (B, T), prefix (B, K, D) embeddings placed before them, or None -> logits (B, T, V) at the token
         positions. With `cache` (one KVCache per block) the tokens continue the cached sequence."""
         past = len(cache[0]) if cache else 0
-        self._check(tokens, prefix, past)
+        dims = check_ids("tokens", tokens, self.cfg.vocab_size, "B T", torch.long)
+        if prefix is not None:
+            check_tensor("prefix", prefix, ("B", "K", self.cfg.dim), self.tok.weight.dtype, dims=dims)
+        k = 0 if prefix is None else dims["K"]
+        if past + k + dims["T"] > self.cfg.max_len:
+            raise ValueError(f"tokens: {past} cached + {k} prefix + {dims['T']} tokens exceed the context "
+                             f"max_len={self.cfg.max_len}")
+        return self._logits(tokens, prefix, cache)  # (B, T, V)
+
+    def _logits(self, tokens: torch.Tensor, prefix: torch.Tensor | None, cache: list[KVCache] | None) -> torch.Tensor:
+        """`forward` without its checks, for the generation loop."""
         x = self.tok(tokens)  # (B, T, D)
         if prefix is not None:
             x = torch.cat([prefix, x], dim=1)  # (B, K + T, D)
-        return self.decode(x, cache)[:, -tokens.shape[1]:]  # (B, T, V): the token positions
+        return self._decode(x, cache)[:, -tokens.shape[1]:]  # (B, T, V): the token positions
 
     def decode(self, embeds: torch.Tensor, cache: list[KVCache] | None = None) -> torch.Tensor:
         """An already embedded sequence (B, S, D) -> logits (B, S, V) at every position: the entry for inputs that
         are not a prefix, such as LLaVA's visual tokens spliced in at the <image> placeholder."""
         past = len(cache[0]) if cache else 0
-        dtype, (n_max, d) = self.tok.weight.dtype, (self.cfg.max_len, self.cfg.dim)
-        if not (isinstance(embeds, torch.Tensor) and embeds.dtype == dtype and embeds.ndim == 3
-                and embeds.shape[0] > 0 and 0 < embeds.shape[1] <= n_max - past and embeds.shape[2] == d):
-            raise ValueError(f"embeds: expected {dtype} (B, S, {d}) with B >= 1 and {past} cached + S <= max_len="
-                             f"{n_max}, got {_describe(embeds)}")
+        S = check_tensor("embeds", embeds, ("B", "S", self.cfg.dim), self.tok.weight.dtype)["S"]
+        if past + S > self.cfg.max_len:
+            raise ValueError(f"embeds: expected {past} cached + S <= max_len={self.cfg.max_len}, got S={S}")
+        return self._decode(embeds, cache)  # (B, S, V)
+
+    def _decode(self, embeds: torch.Tensor, cache: list[KVCache] | None) -> torch.Tensor:
+        past = len(cache[0]) if cache else 0
         n = embeds.shape[1]
         x = embeds + self.pos[:, past:past + n]  # (B, S, D)
         mask = causal_mask(n, x.device, past)  # (S, past + S)
@@ -130,16 +128,15 @@ class CausalLM(nn.Module):
         `max_new_tokens`, or when prefix + tokens fill the context. `use_cache=False` re-runs the whole sequence
         at every step: the same result, more slowly.
         """
-        if max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens: expected >= 1, got {max_new_tokens}")
+        check_positive("max_new_tokens", max_new_tokens)
         if temperature < 0 or (top_k is not None and top_k < 1):
             raise ValueError(f"temperature, top_k: expected temperature >= 0 and top_k >= 1 or None, got "
                              f"{temperature} and {top_k}")
         cfg = self.cfg
-        if allowed is not None and not (isinstance(allowed, torch.Tensor) and allowed.dtype == torch.bool
-                                        and allowed.shape == (cfg.vocab_size,) and allowed.any()):
-            raise ValueError(f"allowed: expected a bool ({cfg.vocab_size},) mask with at least one True, got "
-                             f"{_describe(allowed)}")
+        if allowed is not None:
+            check_tensor("allowed", allowed, (cfg.vocab_size,), torch.bool)
+            if not allowed.any():
+                raise ValueError(f"allowed: expected a bool ({cfg.vocab_size},) mask with at least one True")
         cache = [KVCache() for _ in self.blocks] if use_cache else None
         logits = self(tokens, prefix, cache)[:, -1]  # (B, V); checks that prefix + prompt fit the context
         room = cfg.max_len - tokens.shape[1] - (0 if prefix is None else prefix.shape[1])
@@ -147,7 +144,8 @@ class CausalLM(nn.Module):
         for step in range(min(max_new_tokens, room)):
             if step > 0:
                 # with the cache only the newest token goes in, else the whole sequence again
-                logits = (self(tokens[:, -1:], cache=cache) if use_cache else self(tokens, prefix))[:, -1]  # (B, V)
+                step_in = (tokens[:, -1:], None, cache) if use_cache else (tokens, prefix, None)
+                logits = self._logits(*step_in)[:, -1]  # (B, V)
             nxt = sample_next(logits, temperature, top_k, generator, allowed).masked_fill(done, cfg.pad_id)  # (B,)
             tokens = torch.cat([tokens, nxt[:, None]], dim=1)  # (B, T + step + 1)
             done |= nxt == cfg.eos_id

@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from minivlm.concepts.validate import check_ids, check_positive, check_tensor
 from minivlm.concepts.vq import VectorQuantizer, quantize
-from minivlm.models.lm import _describe
 
 
 @dataclass
@@ -35,6 +35,14 @@ class VQConfig:
     # 0.92 with 32 at the same 265k images (bench/README.md)
     beta: float = 0.25
     restart_dead: bool = True  # restart codes unused in a training batch (see the module docstring)
+
+    def __post_init__(self):
+        for name in ("image_size", "channels", "hidden", "grid", "codes", "code_dim"):
+            check_positive(name, getattr(self, name))
+        check_positive("beta", self.beta, zero=True)
+        if self.image_size != 4 * self.grid:
+            raise ValueError(f"cfg: expected image_size = 4 * grid (two stride-2 convolutions), got image_size "
+                             f"{self.image_size} and grid {self.grid}")
 
 
 def distinct_rows(x: torch.Tensor) -> torch.Tensor:
@@ -72,10 +80,7 @@ def pixels(images: torch.Tensor) -> np.ndarray:
 
 def check_images(images, channels: int, size: int) -> None:
     """Raise a ValueError naming `images` unless it is a float (B, channels, size, size) tensor with B >= 1."""
-    if not (isinstance(images, torch.Tensor) and images.is_floating_point() and images.ndim == 4
-            and tuple(images.shape[1:]) == (channels, size, size) and len(images) > 0):
-        raise ValueError(f"images: expected (B, {channels}, {size}, {size}) float in [-1, 1] (see "
-                         f"minivlm.data.preprocess), got {_describe(images)}")
+    check_tensor("images", images, ("B", channels, size, size), "float", hint="in [-1, 1]: minivlm.data.preprocess")
 
 
 class VQVAE(nn.Module):
@@ -83,9 +88,6 @@ class VQVAE(nn.Module):
 
     def __init__(self, cfg: VQConfig):
         super().__init__()
-        if cfg.image_size != 4 * cfg.grid:
-            raise ValueError(f"cfg: expected image_size = 4 * grid (two stride-2 convolutions), got image_size "
-                             f"{cfg.image_size} and grid {cfg.grid}")
         self.cfg = cfg
         h = cfg.hidden
         self.encoder = nn.Sequential(
@@ -142,8 +144,7 @@ class VQVAE(nn.Module):
     @torch.no_grad()
     def decode(self, ids: torch.Tensor) -> torch.Tensor:
         """ids (B, grid²) in [0, codes) -> images (B, 3, 32, 32), clamped to [-1, 1]."""
-        n = self.cfg.grid ** 2
-        if not (isinstance(ids, torch.Tensor) and ids.ndim == 2 and ids.shape[1] == n):
-            got = tuple(ids.shape) if isinstance(ids, torch.Tensor) else type(ids).__name__
-            raise ValueError(f"ids: expected (B, {n}) code ids (a {self.cfg.grid}x{self.cfg.grid} grid), got {got}")
-        return self._draw(self.vq.lookup(ids.to(self.vq.codebook.weight.device))).clamp(-1, 1)  # (B, 3, 32, 32)
+        g = self.cfg.grid
+        check_ids("ids", ids, self.cfg.codes, ("B", g * g), hint=f"a {g}x{g} grid of codes")
+        codes = self.vq.codebook(ids.to(self.vq.codebook.weight.device).long())  # (B, grid², code_dim)
+        return self._draw(codes).clamp(-1, 1)  # (B, 3, 32, 32)

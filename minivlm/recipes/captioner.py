@@ -1,17 +1,12 @@
 """The patch-token captioner: LLaVA (models/llava.py) trained end to end on one instruction only, "<image> what is
 in the image?" answered with the caption. It is the benchmark's "captioner on a frozen toy-CLIP encoder" and, with
 the vision tower built from the seed and trained too (`clip=None`, reading its last layer), its "captioner from
-scratch" baseline.
+scratch" baseline. Against ClipCap the LM reads CLIP's 16 patch tokens instead of its one pooled embedding.
 
-Against ClipCap (recipes/clipcap.py) it differs in one thing: the LM reads CLIP's 16 patch tokens instead of its one
-pooled 64-d embedding. One pooled vector cannot say which colour goes with which shape where; the grid can:
-two-object captions go from 0.03 (ClipCap, 40 s) to 0.41 exact match (100 s, bench/README.md).
-
-Recipe: the ViT tokens of the layer before the last (LLaVA's choice, `feature_layer=-2`), the MLP projector, the
-d128 × 2-layer LM of recipes/lm.py from scratch; 50 000 scenes, half of them two-object; batch 128, lr 3e-3, AdamW
-(β2 0.98, wd 0.05), 50 warm-up steps then cosine to 5 %. Captions are greedy and scored by meaning.
-Measured (100 s on a 150 s toy CLIP): the layer before the last ends higher (EM 0.698, two-object 0.414) but starts
-slower; the last layer is faster at first (EM 0.5 at 10 s, one-object 0.95 at 5 s) and ends at 0.670.
+The ViT tokens of the layer before the last, the MLP projector without the grid code, the d128 x 2-layer LM of
+recipes/lm.py from scratch; 50,000 scenes, half of them two-object; the trainer's defaults (batch 128, lr 3e-3,
+AdamW, 50 warm-up steps then cosine to 5 %). Not a registered system: no `train` command of its own.
+Figures: bench/README.md, "Generative path".
 """
 from __future__ import annotations
 
@@ -33,11 +28,13 @@ from minivlm.train import History, TrainConfig, build, fit, pick_device, scenes_
 PROMPT = f"{IMAGE} what is in the image?"  # the "describe" question of data/questions.py
 
 
-@dataclass
-class CaptionerData:
+@dataclass(frozen=True)
+class CaptionerRecipe:
+    """The captioner's data and the ViT layer it reads; the optimiser is the TrainConfig's."""
     n_train: int = 50_000
     p_two: float = 0.5
     res: int = 32
+    feature_layer: int | None = None  # None: -2 on a frozen CLIP, -1 from scratch (a tower that trains uses all)
 
 
 @torch.no_grad()
@@ -62,18 +59,17 @@ def evaluate_captioner(model: LLaVA, tokenizer: Tokenizer, sets: dict) -> dict:
 
 
 def train_captioner(train_cfg: TrainConfig, tokenizer: Tokenizer, clip: CLIP | None = None,
-                    data_cfg: CaptionerData = CaptionerData(), feature_layer: int | None = None,
-                    curve_sets: dict | None = None) -> tuple[LLaVA, History]:
+                    recipe: CaptionerRecipe = CaptionerRecipe(), curve_sets: dict | None = None
+                    ) -> tuple[LLaVA, History]:
     """Build the captioner from the seed over `clip`'s vision tower (copied and frozen), or over a fresh one that
     trains with the rest when `clip` is None; train projector and LM (and that tower) on captions drawn from the seed.
     `tokenizer` is `instruction_tokenizer()`; `curve_sets` as in `evaluate_captioner`, evaluated during training.
-    `feature_layer` defaults to -2 on CLIP and -1 from scratch (a tower that trains must use all its layers)."""
-    if feature_layer is None:
-        feature_layer = -2 if clip is not None else -1
+    The ViT layer read is `recipe.feature_layer`, by default -2 on CLIP and -1 from scratch."""
+    feature_layer = recipe.feature_layer if recipe.feature_layer is not None else (-2 if clip is not None else -1)
     device = pick_device(train_cfg.device)
-    data = make_vqa(scenes_for(train_cfg, data_cfg.n_train), train_cfg.seed, tokenizer, data_cfg.res, data_cfg.p_two,
+    data = make_vqa(scenes_for(train_cfg, recipe.n_train), train_cfg.seed, tokenizer, recipe.res, recipe.p_two,
                     kinds=("describe",))
-    cfg = dataclasses.replace(llava_config(clip.cfg if clip else CLIPConfig(image_size=data_cfg.res), tokenizer,
+    cfg = dataclasses.replace(llava_config(clip.cfg if clip else CLIPConfig(image_size=recipe.res), tokenizer,
                                            feature_layer=feature_layer, visual_positions=0.0),
                               freeze_vision=clip is not None)
     model = build(LLaVA, cfg, train_cfg.seed)

@@ -1,32 +1,80 @@
-"""How toy CLIP is trained and evaluated on the shapes world: the recipe behind the CLI, the notebook and the
-benchmark, so all three train the same model in the same way.
+"""Toy CLIP on the shapes world: the recipe behind `train clip`, the notebooks and the benchmark, so all three
+train the same model in the same way.
 
-Recipe (the course's design measurements, bench/README.md): 32 px, patch 8, d64 × 2 layers per tower,
-batch 128, lr 3e-3, AdamW (β2 0.98, wd 0.05), 50 warm-up steps then cosine to 5 %, 10 % two-object scenes
-(fewer two-object scenes speed up single-object shape learning; more help relations: 0.1 meets both targets).
+32 px, patch 8, d64 x 2 layers per tower, batch 128, lr 3e-3, AdamW (beta2 0.98, wd 0.05), 50 warm-up steps then
+cosine to 5 %, 10 % two-object scenes, 3,750 steps (480k samples, 150 s on 2 cores). How it was found and what
+it reaches: bench/README.md, "Toy CLIP".
 """
 from __future__ import annotations
 
-import os
-
 from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
 
+import matplotlib.pyplot as plt
 import torch
 
+from minivlm import fast_mode
 from minivlm.data.datasets import ShapesData, eval_set, make_shapes, shuffled_batches
 from minivlm.data.images import preprocess
 from minivlm.data.tokenizer import Tokenizer
-from minivlm.evaluate import retrieval, zero_shot
+from minivlm.data.world import COLOURS, SHAPES
+from minivlm.evaluate import CLASSES, embed_images, embed_texts, retrieval, zero_shot
 from minivlm.models.clip import CLIP, CLIPConfig
+from minivlm.plots import confusion, similarity_matrix
+from minivlm.recipes.recipe import Recipe
 from minivlm.recipes.runs import load_run
 from minivlm.train import History, TrainConfig, build, fit, pick_device
 
 
-@dataclass
-class CLIPData:
-    n_train: int = 50_000
+@dataclass(frozen=True)
+class CLIPRecipe(Recipe):
+    name: ClassVar[str] = "clip"
+    title: ClassVar[str] = "toy CLIP"
+    family: ClassVar[str] = "contrastive"
+    summary: ClassVar[str] = "toy CLIP: a ViT and a text transformer trained with symmetric InfoNCE"
+    tasks: ClassVar[tuple[str, ...]] = ("zero_shot", "heldout_zero_shot", "i2t_r1", "t2i_r1", "two_obj_i2t_r1",
+                                        "two_obj_t2i_r1", "samples_per_s")
+    model_cls: ClassVar[type] = CLIP
+    config_cls: ClassVar[type] = CLIPConfig
+    headline: ClassVar[tuple[str, ...]] = ("zero_shot_acc", "colour_acc", "shape_acc", "heldout_acc", "i2t_r1",
+                                           "t2i_r1", "i2t_r5", "two_obj_i2t_r1")
+    curves: ClassVar[tuple[str, ...]] = ("zero_shot_acc", "colour_acc", "shape_acc")
+
+    steps: int = 3750  # 480k samples: zero-shot 0.99 and more
+    n_train: int = 50_000  # rendered training scenes
     p_two: float = 0.1  # share of two-object scenes: more helps relations, fewer helps single-object shape
     res: int = 32
+
+    def fit(self, cfg, deps, curves):
+        tokenizer = Tokenizer()
+        sets = {"zeroshot": eval_set("zeroshot", tokenizer, self.res)} if curves else None
+        model, history = train_clip(cfg, self, tokenizer, curve_sets=sets)
+        return model, history, {}
+
+    def evaluate(self, model, deps):
+        tokenizer = Tokenizer()
+        return evaluate_clip(model, tokenizer, eval_sets(tokenizer, model.cfg.image_size))
+
+    def report(self, model, metrics, out, history=None, deps=None):
+        """metrics.json, the curves, the confusion matrices by colour and by shape, the similarity of ten
+        image-caption pairs, and a short results table on stdout."""
+        super().report(model, metrics, out, history, deps)
+        tokenizer = Tokenizer()
+        sets = eval_sets(tokenizer, model.cfg.image_size, names=("zeroshot", "mixed"))
+        zs = zero_shot(model, sets["zeroshot"], tokenizer)
+        for k, name, labels in ((1, "colour", list(COLOURS)), (2, "shape", list(SHAPES))):
+            fig = confusion([CLASSES[t][k] for t in zs["true"]], [CLASSES[p][k] for p in zs["pred"]], labels,
+                            f"zero-shot confusion by {name}")
+            fig.savefig(out / f"confusion_{name}.png", dpi=110)
+        mixed, pick = sets["mixed"], list(range(0, 30, 3))  # ten fixed examples of the mixed set
+        sim = (embed_images(model, mixed.images[pick]) @ embed_texts(model, mixed.tokens[pick]).T).numpy()
+        similarity_matrix(sim, [f"img {i}" for i in pick], [mixed.captions[i] for i in pick],
+                          "image-caption cosine similarity").savefig(out / "similarity.png", dpi=110)
+        plt.close("all")
+
+    def tokenizer_extra(self, model):
+        return {"vocab": Tokenizer().vocab}
 
 
 def clip_config(tokenizer: Tokenizer, res: int = 32) -> CLIPConfig:
@@ -55,7 +103,7 @@ def evaluate_clip(model: CLIP, tokenizer: Tokenizer, sets: dict) -> dict:
     return m
 
 
-def train_clip(train_cfg: TrainConfig, data_cfg: CLIPData = CLIPData(), tokenizer: Tokenizer | None = None,
+def train_clip(train_cfg: TrainConfig, data_cfg: CLIPRecipe = CLIPRecipe(), tokenizer: Tokenizer | None = None,
                train_data: ShapesData | None = None, curve_sets: dict | None = None) -> tuple[CLIP, History]:
     """Render the training set (or take `train_data`), build CLIP from the seed and train it.
 
@@ -79,17 +127,12 @@ def train_clip(train_cfg: TrainConfig, data_cfg: CLIPData = CLIPData(), tokenize
     return model, fit(model, next_batch, train_cfg, evaluate, desc="toy CLIP")
 
 
-def notebook_clip(path: str = "../runs/notebook03_clip.pt", fast: bool = False, seconds: float = 100.0) -> CLIP:
-    """The toy CLIP that later notebooks build on: notebook 03's checkpoint when it was trained for at least
-    `seconds` (a fast-mode run of notebook 03 leaves one of a few seconds: not that one), else one trained here for
-    `seconds` (5 in fast mode)."""
-    trained_s = load_clip(path)[2]["extra"].get("train_seconds", 0) if os.path.exists(path) else 0
-    if trained_s >= seconds and not fast:
-        print(f"loaded {path} (trained for {trained_s:.0f} s)")
-        return load_clip(path)[0]
-    clip, _ = train_clip(TrainConfig(seconds=5 if fast else seconds, seed=0), tokenizer=Tokenizer())
-    print("trained a toy CLIP here")
-    return clip
+def notebook_clip(fast: bool | None = None, steps: int = 2500) -> CLIP:
+    """The toy CLIP that notebooks 05-08 build on, from the cache (trained there once): `steps` (2,500: 320k
+    samples, about 100 s on 2 cores), 40 in fast mode."""
+    from minivlm.recipes.cache import obtain
+    fast = fast_mode() if fast is None else fast
+    return obtain(CLIPRecipe(), 40 if fast else steps, seed=0)
 
 
 def load_clip(path, device: str = "cpu") -> tuple[CLIP, Tokenizer, dict]:

@@ -1,12 +1,12 @@
-"""How the CM3-style model is trained and scored on the shapes world: the recipe behind `train cm3`, the notebook and
-the benchmark.
+"""How the CM3-style model is trained and scored on the shapes world: the recipe behind `train cm3` (`draw` reads its
+checkpoints too: recipes/dalle.py), the notebook and the benchmark.
 
-Documents: 50k training-split scenes (half two-object) as caption + image tokens, the image first in half of them.
-Spans: CM3 draws span ends uniformly over the document; in 5 CPU minutes a tiny model cannot learn every kind of hole
-that way, so each document draws one of five kinds (`SPAN_KINDS`): none (the plain causal LM), the whole caption, the
-whole image, the grid rows one object covers (`object_rows`), or one or two words of the caption. `span_mix={"none":
-1.0}` gives the left-to-right baseline trained on the same documents. Masking is drawn afresh for every batch from
-one seeded generator.
+Documents: 50k training-split scenes (half two-object) as caption + image tokens, the image first in half of them;
+batch 64, lr 2e-3, 1,600 steps. CM3 draws span ends uniformly over the document; in 5 CPU minutes a tiny model cannot
+learn every kind of hole that way, so each document draws one of five kinds (`SPAN_KINDS`): none (the plain causal
+LM), the whole caption, the whole image, the grid rows one object covers (`object_rows`), or one or two caption
+words. `span_mix={"none": 1.0}` gives the left-to-right baseline on the same documents. Masking is drawn afresh for
+every batch from one seeded generator. Measurements: bench/README.md, "Text to image and CM3".
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import dataclasses
 import math
 import random
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -25,23 +26,41 @@ from minivlm.evaluate import meaning_matches
 from minivlm.models.cm3 import CM3, CM3Config
 from minivlm.models.judge import colours_and_shapes
 from minivlm.models.vqvae import VQVAE, pixels
-from minivlm.recipes.dalle import TEMPERATURE, prompt_captions, score_t2i, text_tokenizer, token_data
-from minivlm.recipes.vq import tokenize
+from minivlm.recipes.dalle import ImageTokenRecipe, prompt_captions, score_t2i, text_tokenizer, token_data
+from minivlm.recipes.recipe import Recipe
+from minivlm.recipes.vq import eval_sets, evaluate_judge, tokenize
 from minivlm.train import History, TrainConfig, build, fit, pick_device, scenes_for
 
 SPAN_KINDS = ("none", "caption", "image", "region", "phrase")
 
 
-@dataclass
-class CM3Data:
-    n: int = 50_000
-    p_two: float = 0.5
+@dataclass(frozen=True)
+class CM3Recipe(ImageTokenRecipe):
+    name: ClassVar[str] = "cm3"
+    title: ClassVar[str] = "CM3"
+    summary: ClassVar[str] = "CM3: causally masked documents of caption and image tokens: caption, draw and infill"
+    tasks: ClassVar[tuple[str, ...]] = ("caption_em_1obj", "caption_em_2obj", "t2i_match_1obj",
+                                        "t2i_match_1obj_rerank", "samples_per_s")
+    model_cls: ClassVar[type] = CM3
+    config_cls: ClassVar[type] = CM3Config
+    headline: ClassVar[tuple[str, ...]] = ("caption_em_1obj", "caption_em_1obj_l2r", "caption_em_2obj",
+                                           "t2i_match_1obj", "t2i_match_1obj_rerank8", "infill_judge_acc",
+                                           "infill_text_acc", "judge_acc")
+
+    steps: int = 1600  # 103k documents: the 300 s of the benchmark
     p_image_first: float = 0.5
-    # the region share was 0.25 at first: infilling then reached 0.46-0.52 of edits in 300 s; 0.35 gives 0.81
     span_mix: dict = field(default_factory=lambda: {"none": 0.15, "caption": 0.15, "image": 0.2, "region": 0.35,
-                                                    "phrase": 0.15})
-    batch_size: int = 64
-    lr: float = 2e-3
+                                                    "phrase": 0.15})  # region share 0.35: bench/README.md
+
+    def fit(self, cfg, deps, curves):
+        model, history = train_cm3(cfg, deps["vq"], self)
+        return model, history, {}
+
+    def score(self, model, vq, judge, clip):
+        return evaluate_cm3(model, vq, judge, clip, temperature=self.temperature)
+
+    def samples(self, model, vq, captions, n=8, seed=0):
+        return sample_pictures(model, vq, captions, n, self.temperature, seed=seed)
 
 
 def cm3_config(vq: VQVAE, **overrides) -> CM3Config:
@@ -94,30 +113,31 @@ def pad_rows(rows: list[list[int]], pad_id: int) -> torch.Tensor:
     return out
 
 
-def train_cm3(train_cfg: TrainConfig, vq: VQVAE, data_cfg: CM3Data = CM3Data(), evaluate=None,
+def train_cm3(train_cfg: TrainConfig, vq: VQVAE, recipe: CM3Recipe = CM3Recipe(), evaluate=None,
               model_cfg: CM3Config | None = None) -> tuple[CM3, History]:
-    """Tokenize data_cfg.n scenes with the frozen tokenizer and train a CM3 on causally masked documents."""
-    unknown = set(data_cfg.span_mix) - set(SPAN_KINDS)
+    """Tokenize recipe.n scenes with the frozen tokenizer and train a CM3 on causally masked documents, at the
+    recipe's batch size and lr under `train_cfg`'s budget."""
+    unknown = set(recipe.span_mix) - set(SPAN_KINDS)
     if unknown:
         raise ValueError(f"span_mix: expected kinds among {SPAN_KINDS}, got {sorted(unknown)}")
     device = pick_device(train_cfg.device)
-    data, codes = token_data(vq, scenes_for(train_cfg, data_cfg.n, data_cfg.batch_size), train_cfg.seed, data_cfg.p_two)
+    data, codes = token_data(vq, scenes_for(train_cfg, recipe.n, recipe.batch_size), train_cfg.seed, recipe.p_two)
     tok = text_tokenizer()
     words = [words_of(t, tok) for t in data.tokens]
     model = build(CM3, model_cfg or cm3_config(vq), train_cfg.seed).to(device)
     rng = random.Random(f"cm3:{train_cfg.seed}")
-    kinds, weights = list(data_cfg.span_mix), list(data_cfg.span_mix.values())
+    kinds, weights = list(recipe.span_mix), list(recipe.span_mix.values())
 
     def next_batch():
         rows = []
-        for i in rng.sample(range(len(words)), data_cfg.batch_size):
-            first = rng.random() < data_cfg.p_image_first
+        for i in rng.sample(range(len(words)), recipe.batch_size):
+            first = rng.random() < recipe.p_image_first
             body = model.document(words[i], codes[i].tolist(), first)
             kind = rng.choices(kinds, weights)[0]
             rows.append(model.masked(body, choose_span(kind, len(words[i]), first, data.scenes[i], vq.cfg.grid, rng)))
         return (pad_rows(rows, tok.pad_id).to(device),)
 
-    cfg = dataclasses.replace(train_cfg, batch_size=data_cfg.batch_size, lr=data_cfg.lr)
+    cfg = dataclasses.replace(train_cfg, batch_size=recipe.batch_size, lr=recipe.lr)
     return model, fit(model, next_batch, cfg, evaluate, desc="CM3")
 
 
@@ -133,7 +153,7 @@ def caption_images(model: CM3, codes: torch.Tensor, masked: bool = True) -> list
     return [tok.decode(w) for w in model.complete(prompts, tok.max_len, "text")]
 
 
-def generate_images(model: CM3, captions: list[str], n: int = 8, temperature: float = TEMPERATURE, top_k=None,
+def generate_images(model: CM3, captions: list[str], n: int = 8, temperature: float = CM3Recipe.temperature, top_k=None,
                     seed: int = 0) -> torch.Tensor:
     """Captions -> n sampled image-token grids each (P, n, grid²), left to right after <bos> caption <image>."""
     tok, cfg = text_tokenizer(), model.cfg
@@ -143,8 +163,8 @@ def generate_images(model: CM3, captions: list[str], n: int = 8, temperature: fl
     return torch.tensor(out).reshape(len(captions), n, -1)  # (P, n, grid²)
 
 
-def draw(model: CM3, vq: VQVAE, captions: list[str], n: int = 8, temperature: float = TEMPERATURE, top_k=None,
-         seed: int = 0) -> np.ndarray:
+def sample_pictures(model: CM3, vq: VQVAE, captions: list[str], n: int = 8,
+                    temperature: float = CM3Recipe.temperature, top_k=None, seed: int = 0) -> np.ndarray:
     """Captions -> n sampled pictures each, uint8 (P, n, 32, 32, 3): `generate_images` decoded by the tokenizer."""
     codes = generate_images(model, captions, n, temperature, top_k, seed)  # (P, n, grid²)
     pictures = pixels(vq.decode(codes.flatten(0, 1)))  # (P n, 32, 32, 3)
@@ -162,7 +182,7 @@ def recolour(scene: Scene, rng: random.Random, which: int = -1) -> tuple[str, st
 
 
 def infill_images(model: CM3, captions: list[str], codes: torch.Tensor, spans: list[tuple[int, int]],
-                  temperature: float = TEMPERATURE, top_k=None, seed: int = 0) -> torch.Tensor:
+                  temperature: float = CM3Recipe.temperature, top_k=None, seed: int = 0) -> torch.Tensor:
     """Image tokens (N, grid²) with the code range spans[i] = [a, b) of each redrawn to fit captions[i] -> (N, grid²).
     CM3 prompt: <bos> caption <image> codes[:a] <mask:0> codes[b:] <mask:0>, then b - a image tokens."""
     tok, cfg = text_tokenizer(), model.cfg
@@ -194,7 +214,7 @@ def eval_data(vq: VQVAE, name: str, count: int) -> tuple[ShapesData, torch.Tenso
 
 @torch.no_grad()
 def evaluate_cm3(model: CM3, vq: VQVAE, judge, clip=None, n_caption: int = 300, n_infill: int = 200,
-                 seed: int = 0, temperature: float = TEMPERATURE, top_k=None,
+                 seed: int = 0, temperature: float = CM3Recipe.temperature, top_k=None,
                  infill_temperature: float = 0.0) -> dict[str, float]:
     """caption_em_1obj (masked-caption prompt), caption_em_1obj_l2r, caption_em_2obj; t2i_match_1obj (8 samples at
     `temperature`, `recipes.dalle`'s prompts and judge); infill_judge_acc (recolour one object by refilling its
@@ -212,7 +232,8 @@ def evaluate_cm3(model: CM3, vq: VQVAE, judge, clip=None, n_caption: int = 300, 
                                                      one.scenes[:n_caption]).mean())
     m["caption_em_2obj"] = float(meaning_matches(caption_images(model, two_codes), two.scenes).mean())
     captions = prompt_captions("1obj")
-    m.update(score_t2i(judge, clip, draw(model, vq, captions, 8, temperature, top_k, seed), captions, "1obj"))
+    m.update(score_t2i(judge, clip, sample_pictures(model, vq, captions, 8, temperature, top_k, seed), captions,
+                       "1obj"))
     m["infill_judge_acc"] = infill_accuracy(model, vq, judge, one.scenes[:n_infill], one_codes[:n_infill], rng,
                                             infill_temperature, top_k, seed)
     two_edit = min(n_infill, len(two))

@@ -1,79 +1,70 @@
-"""How the toy Flamingo is trained and evaluated: the recipe behind `python -m minivlm train flamingo`.
+"""The toy Flamingo: the recipe behind `python -m minivlm train flamingo`, `eval flamingo` and `fewshot`.
 
-1. The LM is pretrained text-only on the text of the training mixture (<image> is an ordinary word there), then
-   frozen, as Flamingo freezes its pretrained Chinchilla (Sec. 2). The vision tower is a trained toy CLIP's, frozen.
-2. Only the Perceiver resampler and the GATED XATTN-DENSE blocks train, on the paper's mixture (Sec. 2.4, eq. 2):
-   every update takes one batch from each source (captions, videos, documents, two-image questions) and minimises
-   the weighted sum of their losses.
-
-The gates. AdamW moves a parameter by about lr per step whatever its gradient's size, and the gradient of the
-scalar alpha is a sum of many small terms of both signs, so at lr 2e-3 alpha hardly leaves 0 (tanh(alpha) ~ 0.015
-in the findings note): the cross-attention weights grow instead, and the gate curve teaches nothing. The fix here:
-the gates get their own parameter group at `gate_lr_scale` x the learning rate (the equivalent, for Adam, of
-writing alpha = s * a and training a, as some implementations do); the blocks stay exactly the identity at
-initialisation, and tanh(alpha) now shows how far each layer opens. At 30x they saturate within 20 steps and the
-captions go unstable; 5x is used.
-
-Two-object captions. With the paper's resampler they stayed near 0.02-0.05 (EM) in 120 s, whatever we tried
-(bench/README.md). Two causes, each found by removing it:
-- The resampler's latents start alike and read an even average of the image; they learn to split the scene only
-  slowly, so in a two-object scene the text reads the same blend for both objects (generated captions named one
-  object twice). Letting the gated blocks read the 16 patch tokens directly, with a 2-D position code, gave
-  two-object EM 0.675; without the code, 0.02. The fix keeps the resampler and makes it position-aware
-  (`RESAMPLER_POSITIONS`, concepts/resampler.py): one latent per patch cell, grid codes on its queries and keys, so
-  from the first step each latent reads its own neighbourhood. At scale 2: 0.28; at 3: 0.70-0.77.
-- A caption may name either object first ("A left of B" or "B right of A"). With a frozen LM, naming the second
-  object then means finding "the one not named yet", which the gated blocks do not learn in 120 s: with the
-  position-aware resampler but either order, EM 0.036, the same object named twice again. Named in reading order
-  (the left, or the top, object first: `FlamingoData.reading_order`), the second object is simply the one on the
-  right or below, EM 0.70-0.77. Captions are scored by meaning, so either wording counts as right.
-
-Recipe: the d128 x 2 LM of recipes/lm.py pretrained 300 steps (15 s on 2 cores); 16 latents, one per patch, from a
-2-layer position-aware resampler over the ViT's layer before the last; a gated block before each LM block; per
-update 64 captions (two-object ones in reading order), 8 videos, 8 documents and 8 two-image questions (16 of each
-gave the same captions, better video captions, and fewer updates a second), loss weights 1, 0.5, 1, 0.5; lr 2e-3
-(AdamW, 50 warm-up steps, cosine to 5 %).
-Measured by bench/flamingo_bench.py (2 cores, 120 s after the LM's 300 steps, 1,013 samples/s): two-object caption
-EM 0.803 (0.35 at 46 s), one-object 0.988 (0.964 after a 59.5 s run; seed 1: 0.952), held-out pairs 0.77;
-few-shot accuracy 0 at 0 shots (the model captions), 0.99 from one shot on. One-object captions need 60-72k samples
-to reach 0.95 (50-66k with the paper's resampler): at 921 samples/s, a slow hour of the same machine, the 59.5 s run
-ended at 0.940.
-The LM's pretraining is counted in steps, not seconds: a frozen LM trained longer is harder to steer. Pretrained
-for 75 s on 2 cores (loss 0.833 against 0.847), the same 60 s of Flamingo reach one-object EM 0.35, not 0.97; a GPU's
-15 s did the same (0.52).
+The vision tower is a trained toy CLIP's, frozen; the d128 x 2 LM of recipes/lm.py is pretrained text-only on the
+mixture's text for `lm_steps` (steps, not seconds), then frozen, as Flamingo freezes Chinchilla (Sec. 2). Only the
+position-aware Perceiver resampler (one latent per patch, grid codes on its queries and keys) and a GATED
+XATTN-DENSE block before each LM block train, on the paper's mixture (Sec. 2.4, eq. 2): every update takes one
+batch of each source (captions, videos, documents, two-image questions) and minimises the weighted sum of their
+losses; the tanh gates learn at `gate_lr_scale` x lr; two-object captions name the left (or top) object first.
+Few-shot prompting: recipes/fewshot.py. What it reaches and how it was found: bench/README.md, "Flamingo".
 """
 from __future__ import annotations
 
 import dataclasses
-import random
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from torch import nn
 
 from minivlm.data.datasets import eval_set, shuffled_batches
-from minivlm.data.documents import (FORMATS, Media, document_text, make_captions_media, make_documents, make_pairs,
+from minivlm.data.documents import (Media, flamingo_tokenizer, make_captions_media, make_documents, make_pairs,
                                     make_videos)
-from minivlm.data.images import preprocess
-from minivlm.data.tokenizer import Tokenizer
+from minivlm.data.folder import load_image
+from minivlm.data.tokenizer import IMAGE, Tokenizer
 from minivlm.evaluate import caption_scores, meaning_matches
 from minivlm.models.clip import CLIP
 from minivlm.models.flamingo import Flamingo, FlamingoConfig
 from minivlm.models.lm import CausalLM, LMConfig
+from minivlm.plots import gate_curves
+from minivlm.recipes.clip import CLIPRecipe
+from minivlm.recipes.fewshot import continue_text, evaluate_fewshot, media_tensor
 from minivlm.recipes.lm import lm_config, pretrain_steps
+from minivlm.recipes.recipe import Recipe
 from minivlm.recipes.runs import load_run
 from minivlm.train import History, TrainConfig, build, fit, pick_device, scenes_for
 
 SOURCES = ("captions", "videos", "documents", "pairs")
-LR = 2e-3  # of the resampler and the gated blocks (the gates: gate_lr_scale x LR); 3e-3 gave noisier curves
-RESAMPLER_POSITIONS = 3.0  # scale of the grid codes on the resampler's queries and keys (2: two-object EM 0.28)
-SHOTS = (0, 1, 2, 4)
-FEWSHOT_TASKS = ("colour", "shape", "size")  # document formats with one-word answers
+MARKER = re.compile(r"<image:([^>]+)>")  # an image of an interleaved prompt file
 
 
-@dataclass
-class FlamingoData:
+@dataclass(frozen=True)
+class FlamingoRecipe(Recipe):
+    name: ClassVar[str] = "flamingo"
+    title: ClassVar[str] = "toy Flamingo"
+    family: ClassVar[str] = "cross-attention fusion"
+    summary: ClassVar[str] = ("toy Flamingo: a Perceiver resampler and tanh-gated cross-attention into a frozen LM, "
+                              "on a mixture of captions, videos and documents")
+    tasks: ClassVar[tuple[str, ...]] = ("caption_em", "caption_em_1obj", "caption_em_2obj", "caption_heldout_em",
+                                        "fewshot_0", "fewshot_4", "samples_per_s")
+    model_cls: ClassVar[type] = Flamingo
+    config_cls: ClassVar[type] = FlamingoConfig
+    verbs: ClassVar[tuple[str, ...]] = ("fewshot",)
+    headline: ClassVar[tuple[str, ...]] = ("caption_em", "caption_em_1obj", "caption_em_2obj", "heldout_em",
+                                           "video_em", "pair_acc")
+    curves: ClassVar[tuple[str, ...]] = ("caption_em_1obj", "caption_em_2obj", "heldout_em")
+
+    steps: int = 1400  # 121,616 samples at 88 a step: the benchmark's 120 s
+    lr: float = 2e-3  # of the resampler and the gated blocks; 3e-3 gave noisier curves
+    gate_lr_scale: float = 5.0  # the tanh gates' alphas learn at this x lr (1: they hardly leave 0; 30: unstable)
+    clip_steps: int = 3750  # the frozen toy CLIP whose vision tower is used
+    lm_steps: int = 300  # text-only pretraining of the LM (batch 128) before it is frozen: 15 s on 2 cores
+    resampler_positions: float = 3.0  # scale of the resampler's grid codes on queries and keys (2: 2-object EM 0.28)
+    # the mixture (eq. 2): rows drawn of each source, rows of each in one update, and the weights of their losses
     n: dict = field(default_factory=lambda: {"captions": 40_000, "videos": 6_000, "documents": 6_000,
                                              "pairs": 6_000})
     batch: dict = field(default_factory=lambda: {"captions": 64, "videos": 8, "documents": 8, "pairs": 8})
@@ -81,22 +72,45 @@ class FlamingoData:
     frames: int = 3  # T of a video clip
     doc_images: int = 5  # M of a document: up to 4 examples before an image
     p_two: float = 0.5  # of the caption pairs
-    reading_order: bool = True  # two-object captions name the left (or top) object first (see above)
+    reading_order: bool = True  # two-object captions name the left (or top) object first
     res: int = 32
-    lm_steps: int = 300  # text-only pretraining of the LM (batch 128), before it is frozen: 15 s on 2 cores
-    gate_lr_scale: float = 5.0
+
+    def prerequisites(self):
+        return {"clip": (CLIPRecipe(), self.clip_steps)}
+
+    def fit(self, cfg, deps, curves):
+        tokenizer = flamingo_tokenizer()
+        curve = {"captions": caption_sets(tokenizer, self.res, n=300)} if curves else None
+        model, history, lm_stats = train_flamingo(cfg, deps["clip"], tokenizer, self, curve=curve)
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        return model, history, {**lm_stats, "trainable_params": trainable}
+
+    def evaluate(self, model, deps):
+        """Every metric of `evaluate_flamingo`, on sets of the model's own frames and resolution (an old checkpoint
+        has no recipe)."""
+        tokenizer = flamingo_tokenizer()
+        sets = dataclasses.replace(self, frames=model.cfg.max_frames, res=model.cfg.vision.image_size)
+        return evaluate_flamingo(model, tokenizer, caption_sets(tokenizer, sets.res), eval_media(tokenizer, sets))
+
+    def report(self, model, metrics, out, history=None, deps=None):
+        """metrics.json, the curves and the gates over training, and a results table with the few-shot curves and
+        the gates on stdout."""
+        super().report(model, metrics, out, history, deps)
+        if history is not None:
+            gate_curves(history).savefig(out / "gates.png", dpi=110)
+        plt.close("all")
+        for how in ("", "_rices"):
+            curve = "  ".join(f"{k}-shot {v:.3f}" for k, v in metrics[f"fewshot_acc{how}"].items())
+            print(f"  few-shot{' (RICES)' if how else ' (random)':<10} {curve}")
+        gates = "  ".join(f"{g['xattn']:+.2f}/{g['dense']:+.2f}" for g in metrics["gates"])
+        print(f"  gates tanh(alpha) xattn/dense per layer: {gates}")
+
+    def tokenizer_extra(self, model):
+        tokenizer = flamingo_tokenizer()
+        return {"vocab": tokenizer.vocab, "max_len": tokenizer.max_len}
 
 
-def media_tensor(media: np.ndarray) -> torch.Tensor:
-    """uint8 (N, M, T, S, S, 3) -> float (N, M, T, 3, S, S) through `preprocess`, frame by frame."""
-    n, m, t, s = media.shape[:4]
-    if n * m * t == 0:
-        raise ValueError(f"media: expected at least one image per row and one frame per image, got {media.shape}")
-    x = preprocess(media.reshape(n * m * t, s, s, 3), s)  # (N*M*T, 3, S, S)
-    return x.reshape(n, m, t, 3, s, s)  # (N, M, T, 3, S, S)
-
-
-def flamingo_config(clip: CLIP, tokenizer: Tokenizer, data: FlamingoData, lm_layers: int = 2,
+def flamingo_config(clip: CLIP, tokenizer: Tokenizer, recipe: FlamingoRecipe, lm_layers: int = 2,
                     **overrides) -> FlamingoConfig:
     """The toy Flamingo over `clip`'s vision tower: the d128 LM of recipes/lm.py with `lm_layers` blocks, one latent
     per patch (16) from a 2-layer position-aware resampler reading the ViT's layer before the last, a gated block
@@ -104,20 +118,21 @@ def flamingo_config(clip: CLIP, tokenizer: Tokenizer, data: FlamingoData, lm_lay
     lm = dataclasses.replace(lm_config(tokenizer), layers=lm_layers)
     n = clip.cfg.grid ** 2  # patches per image: one latent each, on the same grid
     return FlamingoConfig(**{"vision": clip.cfg, "lm": lm, "latents": n, "resampler_depth": 2,
-                             "max_frames": data.frames, "heads": 4, "feature_layer": -2, "patch_positions": False,
-                             "resampler_positions": RESAMPLER_POSITIONS,
+                             "max_frames": recipe.frames, "heads": 4, "feature_layer": -2, "patch_positions": False,
+                             "resampler_positions": recipe.resampler_positions,
                              "image_id": tokenizer.image_id, **overrides})
 
 
-def make_sources(data: FlamingoData, seed: int, tokenizer: Tokenizer, budget: TrainConfig | None = None
+def make_sources(recipe: FlamingoRecipe, seed: int, tokenizer: Tokenizer, budget: TrainConfig | None = None
                  ) -> dict[str, Media]:
     """The four training sources drawn from `seed`; under a steps budget no more rows than it will see."""
-    cap = lambda name: scenes_for(budget, data.n[name], data.batch[name]) if budget else data.n[name]  # noqa: E731
-    return {"captions": make_captions_media(cap("captions"), seed, tokenizer, data.res, data.p_two,
-                                            reading_order=data.reading_order),
-            "videos": make_videos(cap("videos"), seed, tokenizer, data.frames, res=data.res),
-            "documents": make_documents(cap("documents"), seed, tokenizer, data.doc_images, res=data.res),
-            "pairs": make_pairs(cap("pairs"), seed, tokenizer, data.res)}
+    cap = lambda name: (scenes_for(budget, recipe.n[name], recipe.batch[name]) if budget  # noqa: E731
+                        else recipe.n[name])
+    return {"captions": make_captions_media(cap("captions"), seed, tokenizer, recipe.res, recipe.p_two,
+                                            reading_order=recipe.reading_order),
+            "videos": make_videos(cap("videos"), seed, tokenizer, recipe.frames, res=recipe.res),
+            "documents": make_documents(cap("documents"), seed, tokenizer, recipe.doc_images, res=recipe.res),
+            "pairs": make_pairs(cap("pairs"), seed, tokenizer, recipe.res)}
 
 
 def pretrain_lm(cfg: TrainConfig, lm_cfg: LMConfig, texts: torch.Tensor) -> tuple[CausalLM, History]:
@@ -139,7 +154,9 @@ class Mixture(nn.Module):
         self.model, self.weights, self.gate_lr_scale = model, weights, gate_lr_scale
 
     def lr_scales(self) -> dict[str, float]:
-        """The tanh gates' alphas train at gate_lr_scale x lr (see the module docstring)."""
+        """The tanh gates' alphas train at gate_lr_scale x lr: AdamW moves a parameter by about lr a step whatever
+        its gradient, and alpha's gradient mostly cancels, so at the one lr the gates hardly leave 0 (for Adam the
+        same as writing alpha = s * a and training a)."""
         return {n: self.gate_lr_scale for n, _ in self.named_parameters() if n.rsplit(".", 1)[-1].startswith("alpha")}
 
     def loss(self, *batches) -> torch.Tensor:
@@ -152,37 +169,19 @@ def trim(tokens: torch.Tensor, pad_id: int) -> torch.Tensor:
     return tokens[:, :int((tokens != pad_id).sum(dim=1).max())]  # (N, L')
 
 
-def mixture_batches(sources: dict[str, Media], data: FlamingoData, generator: torch.Generator, device,
+def mixture_batches(sources: dict[str, Media], recipe: FlamingoRecipe, generator: torch.Generator, device,
                     pad_id: int = 0):
     """A function returning one (tokens, media) batch of each source, in SOURCES order."""
     streams = []
     for name in SOURCES:
         src = sources[name]
         media, tokens = torch.from_numpy(src.media).to(device), trim(src.tokens, pad_id).to(device)  # uint8 media
-        streams.append((media, tokens, shuffled_batches(len(src), data.batch[name], generator)))
+        streams.append((media, tokens, shuffled_batches(len(src), recipe.batch[name], generator)))
 
     def batch(media, tokens, order):
         idx = next(order).to(device)
         return tokens[idx], media_tensor(media[idx])
     return lambda: tuple(batch(*s) for s in streams)
-
-
-@torch.no_grad()
-def continue_text(model: Flamingo, tokenizer: Tokenizer, texts: list[str], media: np.ndarray, max_new: int = 14,
-                  batch_size: int = 250, unk: bool = False) -> list[str]:
-    """Greedy continuations of prompts `texts` (all the same number of tokens) about media (N, M, T, S, S, 3),
-    cut at the first full stop: what the model says next. An unknown word is an error, or <unk> with `unk`."""
-    device = next(model.parameters()).device
-    ids = [tokenizer.encode(t, unk=unk)[:-1] for t in texts]  # <bos> text, no <eos>
-    if len({len(i) for i in ids}) != 1:
-        raise ValueError(f"texts: expected prompts of one length in tokens, got {sorted({len(i) for i in ids})}")
-    prompts = torch.tensor(ids)  # (N, L)
-    out = []
-    for i in range(0, len(texts), batch_size):
-        rows = model.generate(prompts[i:i + batch_size].to(device), media_tensor(media[i:i + batch_size]).to(device),
-                              max_new)  # (b, L + n)
-        out += [tokenizer.decode(row[prompts.shape[1]:]).split(" .")[0].removesuffix(".").strip() for row in rows]
-    return out
 
 
 def caption_sets(tokenizer: Tokenizer, res: int = 32, n: int | None = None) -> dict:
@@ -210,97 +209,19 @@ def grade(model: Flamingo, tokenizer: Tokenizer, data: Media, prompt: str) -> fl
     return float(np.mean([s == t[-1] for s, t in zip(said, data.targets)]))
 
 
-@torch.no_grad()
-def relation_probe(model: Flamingo, tokenizer: Tokenizer, images: np.ndarray, scenes: list) -> dict:
-    """Why two-object captions fail: teacher-force each two-object scene's caption up to its relation and read the
-    model's next-token probabilities. `p_vertical_*`: P(above) + P(below) against P(to ...) on scenes whose relation
-    is vertical and on those where it is horizontal (equal: the model cannot see the layout); `direction_acc`: how
-    often the true side (above vs below, left vs right) is more likely than the opposite one. The scene's first
-    object is named first, which half the time goes against a model trained in reading order: for such a model
-    read the two p_vertical figures only."""
-    device, ids = next(model.parameters()).device, tokenizer.index
-    opposite = {"above": "below", "below": "above", "left": "right", "right": "left"}
-    p_vert, direction = {"vertical": [], "horizontal": []}, []
-    for image, scene in zip(images, scenes):
-        if len(scene.objects) != 2:
-            continue
-        prompt = torch.tensor([tokenizer.encode(f"<image> {scene.objects[0].phrase} to the")[:-1]], device=device)
-        p = model(prompt, media_tensor(image[None, None, None]).to(device))[0].softmax(-1)  # (L, V)
-        after_object, after_to_the = p[-3], p[-1]  # (V,): next is above / below / to; next is left / right
-        vertical = scene.relation in ("above", "below")
-        side = scene.relation if vertical else scene.relation.split()[2]  # above, below, left or right
-        q = after_object if vertical else after_to_the
-        direction.append(bool(q[ids[side]] > q[ids[opposite[side]]]))
-        p_vert["vertical" if vertical else "horizontal"].append((after_object[ids["above"]]
-                                                                  + after_object[ids["below"]]).item())
-    return {"p_vertical_on_vertical": float(np.mean(p_vert["vertical"])),
-            "p_vertical_on_horizontal": float(np.mean(p_vert["horizontal"])),
-            "direction_acc": float(np.mean(direction))}
-
-
-@torch.no_grad()
-def image_features(model: Flamingo, images: np.ndarray) -> torch.Tensor:
-    """(N, S, S, 3) uint8 -> (N, D_v) unit vectors: the frozen CLIP tower's pooled features, for RICES."""
-    device = next(model.parameters()).device
-    x = model.vision(preprocess(images, images.shape[1]).to(device))  # (N, D_v)
-    return nn.functional.normalize(x, dim=-1)
-
-
-def choose_examples(similarity: torch.Tensor | None, n_pool: int, k: int, how: str, rng: random.Random) -> list[int]:
-    """k in-context examples from a pool of n_pool for one query: "random", or "rices" (Yang et al. 2022, as in
-    open_flamingo) given the query's `similarity` (n_pool,) to each pool image: the k most similar, ordered so the
-    most similar one comes last, next to the query."""
-    if how == "random":
-        return rng.sample(range(n_pool), k)
-    if how == "rices":
-        return torch.topk(similarity, k).indices.flip(0).tolist() if k else []
-    raise ValueError(f"how: expected 'random' or 'rices', got {how!r}")
-
-
-def fewshot_prompts(task: str, queries: Media, pool: Media, k: int, how: str, model: Flamingo,
-                    seed: int = 0) -> tuple[list[str], np.ndarray, list[str]]:
-    """Few-shot prompts for a task given only by examples: for each query image, k pool images each followed by
-    its `task` fact, then the query's <image>. Returns the texts, media (N, k+1, 1, S, S, 3) and the answers."""
-    rng = random.Random(f"fewshot:{task}:{k}:{how}:{seed}")
-    pool_img, query_img = pool.media[:, 0, 0], queries.media[:, 0, 0]  # (P, S, S, 3), (N, S, S, 3)
-    sims = image_features(model, query_img) @ image_features(model, pool_img).T if how == "rices" else None  # (N, P)
-    texts, media, answers = [], [], []
-    for i in range(len(queries)):
-        shots = choose_examples(None if sims is None else sims[i], len(pool_img), k, how, rng)
-        texts.append(f"{document_text([FORMATS[task](pool.scenes[j][0]) for j in shots])} <image>".strip())
-        media.append(np.concatenate([pool_img[shots], query_img[i:i + 1]])[:, None])  # (k+1, 1, S, S, 3)
-        answers.append(FORMATS[task](queries.scenes[i][0]))
-    return texts, np.stack(media), answers
-
-
-def evaluate_fewshot(model: Flamingo, tokenizer: Tokenizer, queries: Media, pool: Media, shots=SHOTS,
-                     tasks=FEWSHOT_TASKS, how: str = "random") -> dict:
-    """Accuracy on each task at each shot count: `fewshot_acc` {k: mean over tasks}, `fewshot_acc_by_task`."""
-    by_task = {}
-    for task in tasks:
-        for k in shots:
-            texts, media, answers = fewshot_prompts(task, queries, pool, k, how, model)
-            said = continue_text(model, tokenizer, texts, media, max_new=3)
-            by_task.setdefault(task, {})[k] = float(np.mean([s == a for s, a in zip(said, answers)]))
-    return {"fewshot_acc": {k: float(np.mean([by_task[t][k] for t in tasks])) for k in shots},
-            "fewshot_acc_by_task": by_task}
-
-
-def eval_media(tokenizer: Tokenizer, data: FlamingoData, n: int = 300) -> dict[str, Media]:
+def eval_media(tokenizer: Tokenizer, recipe: FlamingoRecipe, n: int = 300) -> dict[str, Media]:
     """Fixed evaluation sets, from their own seeds: videos, two-image questions, few-shot queries and their pool."""
-    return {"videos": make_videos(n, "eval-videos", tokenizer, data.frames, res=data.res),
-            "pairs": make_pairs(n, "eval-pairs", tokenizer, data.res),
-            "queries": make_documents(n, "eval-fewshot-queries", tokenizer, images=1, res=data.res),
-            "pool": make_documents(500, "eval-fewshot-pool", tokenizer, images=1, res=data.res)}
+    return {"videos": make_videos(n, "eval-videos", tokenizer, recipe.frames, res=recipe.res),
+            "pairs": make_pairs(n, "eval-pairs", tokenizer, recipe.res),
+            "queries": make_documents(n, "eval-fewshot-queries", tokenizer, images=1, res=recipe.res),
+            "pool": make_documents(500, "eval-fewshot-pool", tokenizer, images=1, res=recipe.res)}
 
 
 def evaluate_flamingo(model: Flamingo, tokenizer: Tokenizer, captions: dict, media: dict,
                       fewshot: bool = True) -> dict:
-    """Everything `train flamingo` reports: captions (`evaluate_captions`) and the `relation_probe` of the two-object
-    ones, `video_em`, `pair_acc`, the few-shot curves with random and RICES examples, and the gates."""
+    """Everything `train flamingo` reports: captions (`evaluate_captions`), `video_em`, `pair_acc`, the few-shot
+    curves with random and RICES examples (recipes/fewshot.py), and the gates."""
     m = evaluate_captions(model, tokenizer, captions)
-    if "mixed" in captions:
-        m["relation_probe"] = relation_probe(model, tokenizer, captions["mixed"].images, captions["mixed"].scenes)
     if "videos" in media:
         m["video_em"] = grade(model, tokenizer, media["videos"], "<image>")
     if "pairs" in media:
@@ -313,26 +234,27 @@ def evaluate_flamingo(model: Flamingo, tokenizer: Tokenizer, captions: dict, med
     return m
 
 
-def train_flamingo(train_cfg: TrainConfig, clip: CLIP, tokenizer: Tokenizer, data: FlamingoData = FlamingoData(),
-                   curve: dict | None = None, **overrides) -> tuple[Flamingo, History, dict]:
-    """Pretrain the LM text-only for `data.lm_steps` (at most a tenth of a steps budget), freeze it, then train the
+def train_flamingo(train_cfg: TrainConfig, clip: CLIP, tokenizer: Tokenizer,
+                   recipe: FlamingoRecipe = FlamingoRecipe(), curve: dict | None = None,
+                   **overrides) -> tuple[Flamingo, History, dict]:
+    """Pretrain the LM text-only for `recipe.lm_steps` (at most a tenth of a steps budget), freeze it, then train the
     resampler and gated blocks on the mixture. `curve` = {"captions": sets, "media": sets} is evaluated during
     training (few-shot only at the end). Returns the model, the history and {"lm_pretrain_steps",
     "lm_pretrain_seconds", "lm_loss"}."""
     device = pick_device(train_cfg.device)
-    sources = make_sources(data, train_cfg.seed, tokenizer, train_cfg)
+    sources = make_sources(recipe, train_cfg.seed, tokenizer, train_cfg)
     texts = torch.cat([sources[s].tokens for s in SOURCES])  # (N, L)
-    cfg = flamingo_config(clip, tokenizer, data, **overrides)
-    lm_cfg = TrainConfig(steps=pretrain_steps(train_cfg, data.lm_steps), seed=train_cfg.seed, device=train_cfg.device)
+    cfg = flamingo_config(clip, tokenizer, recipe, **overrides)
+    lm_cfg = TrainConfig(steps=pretrain_steps(train_cfg, recipe.lm_steps), seed=train_cfg.seed, device=train_cfg.device)
     lm, lm_hist = pretrain_lm(lm_cfg, cfg.lm, texts)
     model = build(Flamingo, cfg, train_cfg.seed)
     model.vision.load_state_dict(clip.visual.state_dict())
     model.lm.load_state_dict(lm.state_dict())
     model.to(device)
-    mixture = Mixture(model, [data.weights[s] for s in SOURCES], data.gate_lr_scale)
+    mixture = Mixture(model, [recipe.weights[s] for s in SOURCES], recipe.gate_lr_scale)
     evaluate = ((lambda m: evaluate_flamingo(m.model, tokenizer, curve["captions"], curve.get("media", {}),
                                              fewshot=False)) if curve else None)
-    batches = mixture_batches(sources, data, torch.Generator().manual_seed(train_cfg.seed), device, tokenizer.pad_id)
+    batches = mixture_batches(sources, recipe, torch.Generator().manual_seed(train_cfg.seed), device, tokenizer.pad_id)
     hist = fit(mixture, batches, train_cfg, evaluate, desc="Flamingo")
     last = lm_hist.steps[-1]
     return model, hist, {"lm_pretrain_steps": last["step"], "lm_pretrain_seconds": last["seconds"],
@@ -342,3 +264,28 @@ def train_flamingo(train_cfg: TrainConfig, clip: CLIP, tokenizer: Tokenizer, dat
 def load_flamingo(path, device: str = "cpu") -> tuple[Flamingo, Tokenizer, dict]:
     """Rebuild a trained Flamingo and its tokenizer from a checkpoint written by the CLI."""
     return load_run(path, "flamingo", Flamingo, FlamingoConfig, device)
+
+
+def parse_prompt(text: str, folder: Path) -> tuple[str, list[Path]]:
+    """An interleaved prompt "<image:a.png> red . <image:b.png>" -> ("<image> red . <image>", [folder/a.png, ...]):
+    the text with plain placeholders, and the images in order (paths relative to `folder`)."""
+    paths = [folder / p.strip() for p in MARKER.findall(text)]
+    if IMAGE in text:
+        raise ValueError(f"prompt: write each image as <image:path.png>, not a bare {IMAGE}")
+    if not paths:
+        raise ValueError("prompt: expected at least one <image:path.png> marker, found none")
+    return MARKER.sub(IMAGE, text).strip(), paths
+
+
+def fewshot(checkpoint, prompt_file, max_new: int = 14, resize: bool = False, unk: bool = False,
+            device: str = "auto") -> None:
+    """`python -m minivlm fewshot CKPT PROMPT_FILE`: print the greedy continuation of the interleaved prompt in the
+    file, up to its first full stop (the end of an answer in the documents the model was trained on)."""
+    model, tokenizer, _ = load_flamingo(checkpoint, device)
+    path = Path(prompt_file)
+    if not path.is_file():
+        raise ValueError(f"prompt_file: no file at {str(path)!r}")
+    prompt, paths = parse_prompt(path.read_text(), path.parent)
+    res = model.cfg.vision.image_size
+    images = np.stack([load_image(p, res, resize=resize) for p in paths])  # (M, S, S, 3)
+    print(continue_text(model, tokenizer, [prompt], images[None, :, None], max_new=max_new, unk=unk)[0])

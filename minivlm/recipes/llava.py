@@ -1,74 +1,90 @@
-"""How the toy LLaVA is trained and evaluated: the recipe behind `python -m minivlm train llava`.
+"""The toy LLaVA (Liu et al. 2023): the recipe behind `train llava`, `ask` and the benchmark.
 
-Vision: the patch tokens (16 of width 64) of a trained toy CLIP ViT, frozen (Liu et al. 2023, Sec. 4.1), taken from
-the layer before the last, as LLaVA does (Sec. 5.2: 0.96 points better than the last layer on ScienceQA); here it
-lifted VQA accuracy from 0.741 to 0.759 in 180 s, shape questions from 0.78 to 0.90. Projector:
-the LLaVA-1.5 MLP by default, its output plus a fixed 2-D sin-cos code of each patch's place (not LLaVA's; see the
-last point below). LM: the d128 × 2-layer decoder of recipes/lm.py over the instruction vocabulary, with
-a context of 24 text tokens + 15 (the <image> placeholder becomes 16 visual tokens).
-
-Stage 1 (feature alignment, projector only) sees brief-description exchanges, "<bos> <image> what is in the image?
-caption <eos>" (LLaVA's stage 1 pairs a brief-description instruction with the image's caption), and stage 2 (end
-to end, projector + LM) the instruction data of every question kind (`make_vqa`); both learn the answer tokens
-only. The LM starts from scratch, not from text-only pretraining: the captions LM of recipes/lm.py reads text at
-positions 0..15, whereas here the text follows 16 visual tokens, and the questions are not captions, so stage 2
-would relearn most of it anyway. Against a random frozen LM, stage 1 only lowers the answer loss from about 4.1 to
-3.4 nats (the plateau at the start of the curves); it gets the smaller share of the budget (`stage1_frac`), and
-stage 2 does the work.
-Batch 128, lr 1e-3 (`LR`), AdamW (β2 0.98, wd 0.05), 50 warm-up steps then cosine to 5 %, per stage.
-
-Measured (2 cores, 180 s in all, seed 0, by question kind on the 1600-question set; bench/README.md):
-- lr 3e-3 on a 150 s toy CLIP: colour 0.78, shape 0.79, yes/no 0.78; lr 1e-3: colour 0.93, shape 0.94, yes/no 0.77
-  (seed 1: colour 0.855); lr 2e-3: colour 0.83. Comparing a question's words with the picture (yes/no, or finding
-  "the small circle" to read its colour) is what the lower rate learns faster.
-- lr 1e-3 on a 300 s toy CLIP (its patch tokens say more about shape): colour 0.96, shape 0.97, size 0.98, yes/no
-  0.965. The frozen encoder sets the ceiling: a probe reads the shape of the left/top object of a two-object scene
-  from its tokens 0.87 of the time after 150 s of CLIP training, 0.91 after 300 s.
-- Position and relation questions were the hard part: 0.62-0.77 and 0.46-0.58 in every setting tried on 2 cores
-  (batch 64 with lr 6e-3, batch 32, the linear projector, 4 LM layers, 75 % two-object scenes, the question before
-  the image, 360 s, an LM pretrained text-only on the exchanges, position and relation questions 3x as often,
-  conversations of up to 4 questions per image). In two-object scenes the model seldom found where a named object
-  was. A GPU's 6.4x the exchanges (2.05M in 180 s) gives position 0.98 and relation 0.995: the LM does learn where
-  each of its 16 visual tokens sits on the grid, from its 1-D learned positions, but slowly.
-- The fix (`VISUAL_POSITIONS`): add a fixed 2-D sin-cos code of each patch's row and column (concepts/positions.py)
-  to the visual tokens, `visual_positions` x the unit sin/cos waves, so the grid is given, not learned. On 2 cores,
-  180 s: position 0.975 and relation 0.95 (seed 0), 0.98 and 0.97 (seed 1); at a third of the scale, position 0.875
-  and relation 0.57: the code must stand out against the projector's output (about 0.5 per channel at the start).
+Vision: the 16 patch tokens of a trained toy CLIP ViT (7,500 steps), frozen, from the layer before the last (LLaVA's
+Sec. 5.2). Projector: the LLaVA-1.5 MLP, its output plus a fixed 2-D sin-cos code of each patch's place scaled by
+`visual_positions` (not LLaVA's). LM: the d128 x 2-layer decoder of recipes/lm.py over the instruction vocabulary,
+from scratch. Stage 1 (projector only) sees brief-description exchanges, stage 2 (projector + LM) the instruction
+data of every question kind; both learn the answer tokens only; stage 1 gets `stage1_frac` of the budget. Batch
+128, lr 1e-3, AdamW (beta2 0.98, wd 0.05), 50 warm-up steps then cosine to 5 % per stage, 2,100 steps in all.
+Figures and how the recipe was found: bench/README.md, "Generative path", LLaVA.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
+import matplotlib.pyplot as plt
 import torch
 
 from minivlm.data.datasets import shuffled_batches
+from minivlm.data.folder import load_image
 from minivlm.data.images import preprocess
-from minivlm.data.questions import VQA_EVAL_SETS, VQAData, make_vqa, vqa_accuracy, vqa_eval_set
+from minivlm.data.questions import VQA_EVAL_SETS, VQAData, instruction_tokenizer, make_vqa, vqa_accuracy, vqa_eval_set
 from minivlm.data.tokenizer import IMAGE, Tokenizer
 from minivlm.models.clip import CLIP, CLIPConfig
 from minivlm.models.llava import LLaVA, LLaVAConfig
+from minivlm.recipes.clip import CLIPRecipe
 from minivlm.recipes.lm import lm_config
+from minivlm.recipes.recipe import Recipe
 from minivlm.recipes.runs import load_run
 from minivlm.train import History, TrainConfig, build, fit, pick_device, scenes_for
 
 
-LR = 1e-3  # of both stages; 3e-3 (the shared default) left colour and shape questions near 0.8 (see above)
-VISUAL_POSITIONS = 3.0  # scale of the fixed 2-D sin-cos code on the visual tokens (see above)
+@dataclass(frozen=True)
+class LLaVARecipe(Recipe):
+    name: ClassVar[str] = "llava"
+    title: ClassVar[str] = "toy LLaVA"
+    family: ClassVar[str] = "prefix for a frozen LM"
+    summary: ClassVar[str] = "LLaVA: a frozen CLIP's patch tokens, projected, before an LM's words; two stages"
+    tasks: ClassVar[tuple[str, ...]] = ("vqa", "vqa_colour", "vqa_shape", "vqa_size", "vqa_position", "vqa_relation",
+                                        "vqa_count", "vqa_yesno", "samples_per_s")
+    model_cls: ClassVar[type] = LLaVA
+    config_cls: ClassVar[type] = LLaVAConfig
+    verbs: ClassVar[tuple[str, ...]] = ("ask",)
+    headline: ClassVar[tuple[str, ...]] = ("vqa_acc", "vqa_heldout_acc")
+    curves: ClassVar[tuple[str, ...]] = ("vqa_acc",)
 
-
-@dataclass
-class LLaVAData:
+    steps: int = 2100  # both stages, 269k exchanges: the benchmark's 180 s (265k)
+    lr: float = 1e-3  # of both stages; 3e-3 (the shared default) left colour and shape questions near 0.8
     n_stage1: int = 20_000  # brief-description exchanges (caption pairs)
     n_stage2: int = 50_000  # questions, the kinds balanced
     p_two: float = 0.5
     res: int = 32
     stage1_frac: float = 0.15  # share of the training budget (steps or seconds) spent in stage 1
+    projector: str = "mlp"  # or "linear" (LLaVA 1.0)
+    feature_layer: int = -2  # the ViT layer read: the one before the last
+    visual_positions: float = 3.0  # scale of the fixed 2-D sin-cos code on the visual tokens (0: none)
+    clip_steps: int = 7500  # the frozen CLIP's training: its patch tokens say more about shape after 300 s than 150 s
+
+    def prerequisites(self):
+        return {"clip": (CLIPRecipe(), self.clip_steps)}
+
+    def fit(self, cfg, deps, curves):
+        tokenizer = instruction_tokenizer()
+        sets = {"vqa": head(vqa_eval_set("vqa", tokenizer, self.res), 400)} if curves else None  # 50 of each kind
+        model, history, stage_seconds = train_llava(cfg, deps["clip"], tokenizer, self, curve_sets=sets)
+        return model, history, stage_seconds
+
+    def evaluate(self, model, deps):
+        tokenizer = instruction_tokenizer()
+        return evaluate_llava(model, tokenizer, eval_sets(tokenizer, model.cfg.vision.image_size))
+
+    def report(self, model, metrics, out, history=None, deps=None):
+        """metrics.json, the curves (loss; VQA accuracy on 400 questions), and the accuracy of each kind on stdout."""
+        super().report(model, metrics, out, history, deps)
+        plt.close("all")
+        for kind, acc in metrics["vqa_acc_by_type"].items():
+            print(f"  {kind:<18} {acc:.3f}  (held-out pairs {metrics['vqa_heldout_acc_by_type'][kind]:.3f})")
+
+    def tokenizer_extra(self, model):
+        return {"vocab": instruction_tokenizer().vocab}
 
 
-def llava_config(clip_cfg: CLIPConfig, tokenizer: Tokenizer, projector: str = "mlp", feature_layer: int = -2,
-                 visual_positions: float = VISUAL_POSITIONS) -> LLaVAConfig:
+def llava_config(clip_cfg: CLIPConfig, tokenizer: Tokenizer, projector: str = LLaVARecipe.projector,
+                 feature_layer: int = LLaVARecipe.feature_layer,
+                 visual_positions: float = LLaVARecipe.visual_positions) -> LLaVAConfig:
     """The LLaVA over a CLIP of `clip_cfg`, whose LM has `tokenizer`'s vocabulary and room for the visual tokens."""
     n = clip_cfg.grid ** 2
     return LLaVAConfig(vision=clip_cfg, lm=lm_config(tokenizer, prefix_len=n - 1), projector=projector,
@@ -137,21 +153,22 @@ def vqa_batches(data: VQAData, batch_size: int, generator: torch.Generator, devi
     return next_batch
 
 
-def train_llava(train_cfg: TrainConfig, clip: CLIP, tokenizer: Tokenizer, data_cfg: LLaVAData = LLaVAData(),
-                projector: str = "mlp", curve_sets: dict | None = None, feature_layer: int = -2,
-                visual_positions: float = VISUAL_POSITIONS) -> tuple[LLaVA, History, dict]:
-    """Build LLaVA from the seed over `clip`'s (frozen) vision tower, then train stage 1 and stage 2 on data drawn
-    from the seed. A steps budget renders no more scenes than it will see.
+def train_llava(train_cfg: TrainConfig, clip: CLIP, tokenizer: Tokenizer, recipe: LLaVARecipe = LLaVARecipe(),
+                curve_sets: dict | None = None) -> tuple[LLaVA, History, dict]:
+    """Build LLaVA of `recipe`'s projector, feature layer and grid code from the seed over `clip`'s (frozen) vision
+    tower, then train stage 1 and stage 2 on data drawn from the seed. A steps budget renders no more scenes than it
+    will see; the optimiser settings are `train_cfg`'s (`recipe.train_config(...)` gives the recipe's).
 
     Returns the model, the joined history and {"stage1_seconds", "stage2_seconds"} (training time of each).
     `curve_sets` (e.g. {"vqa": a few hundred questions}) are evaluated during stage 2 for the curves.
     """
     device = pick_device(train_cfg.device)
-    cfg1, cfg2 = _stage_configs(train_cfg, data_cfg.stage1_frac)
-    stage1 = make_vqa(scenes_for(cfg1, data_cfg.n_stage1), train_cfg.seed, tokenizer, data_cfg.res, data_cfg.p_two,
+    cfg1, cfg2 = _stage_configs(train_cfg, recipe.stage1_frac)
+    stage1 = make_vqa(scenes_for(cfg1, recipe.n_stage1), train_cfg.seed, tokenizer, recipe.res, recipe.p_two,
                       kinds=("describe",))
-    stage2 = make_vqa(scenes_for(cfg2, data_cfg.n_stage2), train_cfg.seed, tokenizer, data_cfg.res, data_cfg.p_two)
-    model = build(LLaVA, llava_config(clip.cfg, tokenizer, projector, feature_layer, visual_positions), train_cfg.seed)
+    stage2 = make_vqa(scenes_for(cfg2, recipe.n_stage2), train_cfg.seed, tokenizer, recipe.res, recipe.p_two)
+    config = llava_config(clip.cfg, tokenizer, recipe.projector, recipe.feature_layer, recipe.visual_positions)
+    model = build(LLaVA, config, train_cfg.seed)
     model.vision.load_state_dict(clip.visual.state_dict())
     model.to(device)
     gen = torch.Generator().manual_seed(train_cfg.seed)
@@ -167,3 +184,15 @@ def train_llava(train_cfg: TrainConfig, clip: CLIP, tokenizer: Tokenizer, data_c
 def load_llava(path, device: str = "cpu") -> tuple[LLaVA, Tokenizer, dict]:
     """Rebuild a trained LLaVA and its instruction tokenizer from a checkpoint written by the CLI."""
     return load_run(path, "llava", LLaVA, LLaVAConfig, device)
+
+
+def ask(checkpoint, image, question: str, resize: bool = False, unk: bool = False, device: str = "auto") -> None:
+    """`ask CKPT IMAGE QUESTION`: print LLaVA's answer to `question` about the PNG `image`; "<image>" is put before
+    a question that does not place it itself."""
+    model, tokenizer, _ = load_llava(checkpoint, device)
+    res = model.cfg.vision.image_size
+    picture = load_image(image, res, resize=resize)  # (res, res, 3) uint8
+    prompt = question if IMAGE in tokenizer.split(question) else f"{IMAGE} {question}"
+    with torch.no_grad():
+        print(model.answer(preprocess(picture, res).to(next(model.parameters()).device), [prompt], tokenizer,
+                           unk=unk)[0])

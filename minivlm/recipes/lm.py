@@ -1,14 +1,16 @@
-"""How the toy language model is trained on the world's captions alone: the recipe behind `train lm`, and the
-text-only pretraining that the generative VLMs (ClipCap, LLaVA, Flamingo) can start from.
+"""The toy language model on the world's captions alone: the recipe behind `train lm`, and the text-only
+pretraining that the generative VLMs (ClipCap, Flamingo) start from.
 
-Recipe: d128 × 2 layers × 4 heads (the decoder of the course's captioner measurements), batch 128, lr 3e-3,
-AdamW (β2 0.98, wd 0.05), 50 warm-up steps then cosine to 5 %, captions of 50 % two-object scenes as the
-captioner sees them. Validation text is the captions of the fixed "mixed" evaluation set.
+d128 x 2 layers x 4 heads (the course's captioner decoder), batch 128, lr 3e-3, AdamW (beta2 0.98, wd 0.05), 50
+warm-up steps then cosine to 5 %, captions of 50 % two-object scenes, 700 steps. Validation text: the captions of
+the fixed "mixed" evaluation set. Figures: bench/README.md, "The generative path".
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
@@ -17,14 +19,46 @@ from minivlm.data.tokenizer import Tokenizer
 from minivlm.data.world import caption_meaning
 from minivlm.evaluate import is_sentence, token_metrics
 from minivlm.models.lm import CausalLM, LMConfig
+from minivlm.recipes.recipe import Recipe
 from minivlm.recipes.runs import load_run
 from minivlm.train import History, TrainConfig, build, fit, pick_device
 
 
-@dataclass
-class LMData:
+@dataclass(frozen=True)
+class LMRecipe(Recipe):
+    name: ClassVar[str] = "lm"
+    title: ClassVar[str] = "toy LM"
+    family: ClassVar[str] = "generative"
+    summary: ClassVar[str] = "a small GPT on the captions alone: the text half of the generative systems"
+    tasks: ClassVar[tuple[str, ...]] = ("caption_ce", "samples_per_s")
+    model_cls: ClassVar[type] = CausalLM
+    config_cls: ClassVar[type] = LMConfig
+    headline: ClassVar[tuple[str, ...]] = ("val_ce", "val_token_acc", "sample_valid_frac", "sample_two_object_frac")
+    curves: ClassVar[tuple[str, ...]] = ("val_token_acc", "sample_valid_frac")
+
+    steps: int = 700  # 90k samples: the 30 s that `train lm` took before budgets were steps
     n_train: int = 50_000
     p_two: float = 0.5  # share of two-object captions, as in the captioner's training data
+
+    def fit(self, cfg, deps, curves):
+        tokenizer = Tokenizer()
+        model, history = train_lm(cfg, self, tokenizer, curve_tokens=val_tokens(tokenizer) if curves else None)
+        return model, history, {}
+
+    def evaluate(self, model, deps):
+        tokenizer = Tokenizer()
+        return evaluate_lm(model, tokenizer, val_tokens(tokenizer))
+
+    def report(self, model, metrics, out, history=None, deps=None):
+        """metrics.json, the curves, and a results table with the generated captions on stdout."""
+        super().report(model, metrics, out, history, deps)
+        plt.close("all")
+        print(f"  greedy from <bos>: {metrics['greedy_sample']!r}")
+        for caption in metrics["samples"]:
+            print(f"  sampled:           {caption!r}")
+
+    def tokenizer_extra(self, model):
+        return {"vocab": Tokenizer().vocab}
 
 
 def lm_config(tokenizer: Tokenizer, prefix_len: int = 0) -> LMConfig:
@@ -69,7 +103,7 @@ def evaluate_lm(model: CausalLM, tokenizer: Tokenizer, tokens: torch.Tensor, n_s
             "samples": samples[:show]}
 
 
-def train_lm(train_cfg: TrainConfig, data_cfg: LMData = LMData(), tokenizer: Tokenizer | None = None,
+def train_lm(train_cfg: TrainConfig, data_cfg: LMRecipe = LMRecipe(), tokenizer: Tokenizer | None = None,
              curve_tokens: torch.Tensor | None = None, prefix_len: int = 0) -> tuple[CausalLM, History]:
     """Sample the training captions from the seed, build the LM from the seed and train it on next tokens, each
     caption after a `blank_prefix` of `prefix_len` embeddings (for a model that will read a prefix there).

@@ -2,6 +2,7 @@
 the model and tokenizer rebuilt from a checkpoint."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import resource
 import sys
@@ -11,15 +12,9 @@ import torch
 
 from minivlm.data.tokenizer import Tokenizer
 from minivlm.plots import training_curves
-from minivlm.train import History, TrainConfig, load_checkpoint, pick_device
+from minivlm.train import History, load_checkpoint, pick_device
 
 RUN_STATS = ("samples_seen", "train_seconds", "samples_per_s")  # kept in the checkpoint, reported again by eval
-
-
-def cli_train_config(args, default_seconds: float) -> TrainConfig:
-    """The TrainConfig of `python -m minivlm train MODEL`: its budget, or `default_seconds` when none is given."""
-    seconds = args.seconds if args.seconds or args.steps else default_seconds
-    return TrainConfig(seconds=seconds, steps=args.steps, seed=args.seed, device=args.device)
 
 
 def peak_rss_mb() -> float:
@@ -74,6 +69,10 @@ def print_results(metrics: dict, headline) -> None:
 def build_from(ckpt: dict, path, model_cls, config_cls, device: str = "cpu") -> torch.nn.Module:
     """The model a checkpoint read by `load_checkpoint` describes, its weights loaded, on `device`, in eval mode;
     weights that do not fit the checkpoint's own config are a ValueError naming `path`."""
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(ckpt["model_config"]) - fields)
+    if unknown:
+        raise ValueError(f"checkpoint: {str(path)!r} has config fields {config_cls.__name__} does not know: {unknown}")
     model = model_cls(config_cls(**ckpt["model_config"]))
     try:
         model.load_state_dict(ckpt["state_dict"])

@@ -2,6 +2,9 @@
 stream output coalesced (tqdm's many updates become one chunk): nbclient takes `coalesce_streams` only here,
 not from the jupyter nbconvert command line.
 
+A notebook's cells come from its jupytext source notebooks/src/<name>.py: edit the source, then `make notebooks`
+syncs every source into its notebook and runs this script on them (notebooks/src/README.md).
+
     python notebooks/src/execute.py notebooks/06_llava.ipynb [...]
 """
 import sys

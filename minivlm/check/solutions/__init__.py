@@ -1,1 +1,2 @@
-"""Reference solutions of the lessons' exercises, built from the package's own functions (tests grade them)."""
+"""Reference solutions of the lessons' exercises, written out as a student would (tests grade them); none imports
+the package's own answers, which the graders refuse."""

@@ -1,4 +1,4 @@
-"""Grader for lessons/exercises/causal_mask.py (CM3, Aghajanyan et al. 2022, Sec. 2, Fig. 1):
+"""Grader for lessons/exercises/cm3_transform.py (CM3, Aghajanyan et al. 2022, Sec. 2, Fig. 1):
 `causal_mask_transform` and `undo_transform` against minivlm.concepts.causal_masking, on the lesson's example,
 spans given out of order, no span, adjacent spans, a span over the whole document and random documents. Every
 case is valid input; only the returned lists are graded."""
@@ -12,6 +12,7 @@ from minivlm.data.tokenizer import SPECIALS, Tokenizer
 
 LESSON = "lessons/08_discrete_tokens.md"
 FUNCTIONS = ("causal_mask_transform", "undo_transform")
+FORBIDDEN = ()  # plain Python lists
 TOK = Tokenizer()
 SENTINELS = [TOK.index[f"<mask:{i}>"] for i in range(8)]
 EXAMPLE = [TOK.index[w] for w in "<bos> a large green star above a small red circle".split()]

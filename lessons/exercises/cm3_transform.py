@@ -1,5 +1,5 @@
 """Exercise 8b, CM3's causally masked transform (lessons/08_discrete_tokens.md). Check with
-`python -m minivlm.check causal_mask`.
+`python -m minivlm.check cm3_transform`.
 
 Plain Python lists of ints; no torch needed. Sentinel i is sentinel_ids[i] (<mask:i>). The spans are valid:
 non-empty [start, end) pairs inside the document, not overlapping, at most len(sentinel_ids) of them, and no
