@@ -1,5 +1,7 @@
 """Shared fixtures: one tokenizer, one small rendered dataset and a tiny CLIP config, so every test stays fast."""
 import dataclasses
+import os
+import tempfile
 
 import pytest
 import torch
@@ -11,6 +13,10 @@ from minivlm.recipes.clip import clip_config
 # The tests use tiny tensors, where a second intra-op thread only adds hand-offs (and, on a busy machine, waits
 # several times longer than the work). One thread also keeps the suite from competing with a benchmark.
 torch.set_num_threads(1)
+
+# Models trained as prerequisites go to a cache of the test run's own (the command-line tests' subprocesses and the
+# notebooks' kernels inherit it), never into the checkout's runs/cache.
+os.environ.setdefault("MINIVLM_CACHE", tempfile.mkdtemp(prefix="minivlm-test-cache-"))
 
 
 @pytest.fixture(scope="session")
