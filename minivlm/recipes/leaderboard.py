@@ -64,15 +64,18 @@ def cell(values: list[float]) -> str:
 
 
 def table(results: dict, seeds: list[int]) -> str:
-    """Markdown: one row per system, one column per task any system has; '–' where a system has no such task."""
+    """Markdown: one column per system, one row per task any system has; '–' where a system has no such task."""
     tasks = [t for t in TASKS if any(t in r["scores"] for r in results.values())]
-    lines = ["| system | family | steps | " + " | ".join(TASKS[t].label for t in tasks) + " |",
-             "|---|---|---|" + "---|" * len(tasks)]
-    for name, r in results.items():
-        cells = [cell(r["scores"][t]) if t in r["scores"] else "–" for t in tasks]
-        lines.append(f"| {name} | {r['family']} | {r['steps']:,} | " + " | ".join(cells) + " |")
+    rows = [("family", [r["family"] for r in results.values()]),
+            ("steps", [f"{r['steps']:,}" for r in results.values()]),
+            ("train s (this machine)", [f"{np.mean(r['train_seconds']):.0f}" for r in results.values()])]
+    rows += [(TASKS[t].label, [cell(r["scores"][t]) if t in r["scores"] else "–" for r in results.values()])
+             for t in tasks]
+    lines = ["| | " + " | ".join(results) + " |", "|---|" + "---|" * len(results)]
+    lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in rows]
     note = f"seeds {', '.join(map(str, seeds))}" + ("; mean (min–max)" if len(seeds) > 1 else "")
-    return "\n".join(lines) + f"\n\n{note}; caption CE lower is better, every other column higher.\n"
+    return "\n".join(lines) + (f"\n\n{note}; train s: training seconds, prerequisites not counted; caption CE lower "
+                               "is better, every other task higher.\n")
 
 
 def figure(results: dict):
