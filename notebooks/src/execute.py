@@ -6,8 +6,11 @@ A notebook's cells come from its jupytext source notebooks/src/<name>.py: edit t
 syncs every source into its notebook and runs this script on them (notebooks/src/README.md).
 
     python notebooks/src/execute.py notebooks/06_llava.ipynb [...]
+
+It prints each notebook's wall-clock minutes: the figure its first cell and the README's course table state.
 """
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -15,6 +18,7 @@ from nbconvert.preprocessors import ExecutePreprocessor
 
 for path in map(Path, sys.argv[1:]):
     nb = nbformat.read(path, as_version=4)
+    start = time.perf_counter()
     ExecutePreprocessor(timeout=1200, coalesce_streams=True).preprocess(nb, {"metadata": {"path": str(path.parent)}})
     nbformat.write(nb, path)
-    print("executed", path)
+    print(f"executed {path} in {(time.perf_counter() - start) / 60:.1f} minutes")
