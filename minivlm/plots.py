@@ -35,27 +35,38 @@ def _wrap(text: str, width: int = 22) -> str:
 
 
 def training_curves(history, metrics=("zero_shot_acc", "colour_acc", "shape_acc"), title: str = "toy CLIP"):
-    """Loss per step and the evaluated metrics, both against training seconds."""
+    """Loss per step and the evaluated metrics, both against optimiser steps (not seconds: a step is the same work
+    on every machine, and the pauses for evaluation do not show)."""
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.6))
-    t = [r["seconds"] for r in history.steps]
-    a.plot(t, [r["loss"] for r in history.steps], lw=0.8)
-    a.set(xlabel="training time (s)", ylabel="loss (nats)", title=f"{title}: training loss", yscale="log")
+    a.plot([r["step"] for r in history.steps], [r["loss"] for r in history.steps], lw=0.8)
+    a.set(xlabel="optimiser step", ylabel="loss (nats)", title=f"{title}: training loss", yscale="log")
     for name in metrics:
         rows = [e for e in history.evals if name in e]
-        b.plot([e["seconds"] for e in rows], [e[name] for e in rows], marker=".", label=name)
-    b.set(xlabel="training time (s)", ylabel="accuracy", title=f"{title}: evaluation", ylim=(0, 1.02))
+        b.plot([e["step"] for e in rows], [e[name] for e in rows], marker=".", label=name)
+    b.set(xlabel="optimiser step", ylabel="accuracy", title=f"{title}: evaluation", ylim=(0, 1.02))
     b.grid(alpha=0.3)
     b.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
-def similarity_matrix(sim: np.ndarray, row_labels: list[str], col_labels: list[str], title: str):
-    """A (rows × cols) matrix of cosine similarities with its labels; the diagonal holds the true pairs."""
-    fig, ax = plt.subplots(figsize=(0.45 * len(col_labels) + 3, 0.35 * len(row_labels) + 2))
+def similarity_matrix(sim: np.ndarray, row_labels: list[str], col_labels: list[str], title: str,
+                      row_images: np.ndarray | None = None):
+    """A (rows × cols) matrix of cosine similarities with its labels; the diagonal holds the true pairs. With
+    `row_images` ((rows, S, S, 3) uint8) each row's picture is drawn at its left, beside its label."""
+    fig, ax = plt.subplots(figsize=(0.45 * len(col_labels) + 3 + (1 if row_images is not None else 0),
+                                    0.35 * len(row_labels) + 2 + (0.25 * len(row_labels) if row_images is not None
+                                                                   else 0)))
     im = ax.imshow(sim, cmap="viridis", vmin=-1, vmax=1)
     ax.set_xticks(range(len(col_labels)), col_labels, rotation=90, fontsize=7)
     ax.set_yticks(range(len(row_labels)), row_labels, fontsize=7)
+    if row_images is not None:
+        from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+        ax.tick_params(axis="y", pad=34)  # room for the pictures between the labels and the matrix
+        for i, picture in enumerate(row_images):
+            box = OffsetImage(picture, zoom=0.75)
+            ax.add_artist(AnnotationBbox(box, (-0.5, i), xybox=(-16, 0), xycoords="data", boxcoords="offset points",
+                                         frameon=False, annotation_clip=False))
     ax.set(title=title, xlabel="caption", ylabel="image")
     fig.colorbar(im, ax=ax, label="cosine similarity")
     fig.tight_layout()
@@ -105,13 +116,13 @@ def gate_curves(history, title: str = "toy Flamingo", ax=None):
     rows = [e for e in history.evals if "gates" in e]
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.4))
-    t = [e["seconds"] for e in rows]
+    t = [e["step"] for e in rows]
     for i in range(len(rows[0]["gates"]) if rows else 0):
         for branch, style in (("xattn", "-"), ("dense", "--")):
             ax.plot(t, [e["gates"][i][branch] for e in rows], style, marker=".", color=f"C{i}",
                     label=f"layer {i} {branch}")
     ax.axhline(0, color="grey", lw=0.6)
-    ax.set(xlabel="training time (s)", ylabel="tanh(alpha)", title=f"{title}: gates", ylim=(-1.02, 1.02))
+    ax.set(xlabel="optimiser step", ylabel="tanh(alpha)", title=f"{title}: gates", ylim=(-1.02, 1.02))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
     ax.figure.tight_layout()

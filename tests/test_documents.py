@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from minivlm.data.documents import (FORMATS, MOTIONS, document_text, flamingo_tokenizer, make_captions_media,
-                                    make_documents, make_pairs, make_videos, moving)
+from minivlm.data.documents import (FORMATS, INVENTED, MOTIONS, document_text, flamingo_tokenizer,
+                                    make_captions_media, make_documents, make_pairs, make_videos, moving)
 from minivlm.data.world import caption_meaning
 
 
@@ -108,6 +108,22 @@ def test_heldout_pairs_stay_out_of_training_sources(tok):
     for data in (make_captions_media(200, 0, tok), make_documents(40, 0, tok), make_videos(100, 0, tok)):
         for scenes in data.scenes:
             assert not any((o.colour, o.shape) in HELD_OUT for s in scenes for o in s.objects)
+
+
+def test_invented_words_are_tokens_that_no_training_text_contains(tok):
+    """Fast binding's words (recipes/fewshot.py) are in the tokenizer, each one token, and in none of the four
+    training sources: not in their texts, not in their tokens (which the LM is also pretrained on)."""
+    from minivlm.recipes.flamingo import SOURCES, FlamingoRecipe, make_sources
+    ids = [tok.index[w] for w in INVENTED]
+    assert len(set(INVENTED)) == 4 and all(tok.encode(w)[1:-1] == [i] for w, i in zip(INVENTED, ids))
+    recipe = FlamingoRecipe(n={"captions": 400, "videos": 100, "documents": 200, "pairs": 100})
+    sources = make_sources(recipe, 0, tok)
+    for name in SOURCES:
+        words = {w for t in sources[name].texts for w in tok.split(t)}
+        assert words and not words & set(INVENTED), name
+        assert not torch.isin(sources[name].tokens, torch.tensor(ids)).any(), name
+    every_format = make_documents(300, 1, tok, images=5)  # every format, many scenes
+    assert not {w for t in every_format.texts for w in tok.split(t)} & set(INVENTED)
 
 
 @pytest.mark.parametrize("call, message", [

@@ -174,6 +174,17 @@ def test_the_lm_is_pretrained_for_steps_not_seconds():
     assert pretrain_steps(TrainConfig(steps=200), steps) == 20 and pretrain_steps(TrainConfig(steps=2), steps) == 1
 
 
+def test_a_budget_as_long_as_the_pretraining_pretrains_in_full(tiny_cfg, tok):
+    """Only a budget shorter than `lm_steps` is a smoke test (a tenth of it); the notebook's 300-step comparison
+    run must pretrain its LM the same 300 steps as the 1,100-step run it is compared with."""
+    from minivlm.recipes.flamingo import train_flamingo
+    data = FlamingoRecipe(n={s: 8 for s in SOURCES}, batch={s: 4 for s in SOURCES}, lm_steps=20)
+    clip = build(CLIP, tiny_cfg, seed=0)
+    for steps, want in ((20, 20), (10, 1)):
+        _, _, stats = train_flamingo(TrainConfig(steps=steps, warmup_steps=1), clip, tok, data)
+        assert stats["lm_pretrain_steps"] == want
+
+
 def test_train_writes_the_metrics_the_issue_names(trained_run):
     m = json.loads((trained_run / "metrics.json").read_text())
     assert m["steps"] == 2 and m["seed"] == 1 and m["samples_seen"] == 2 * sum(FlamingoRecipe().batch.values())

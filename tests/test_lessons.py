@@ -2,6 +2,7 @@
 fail, with a message that says what is wrong."""
 from __future__ import annotations
 
+import re
 import runpy
 import sys
 from pathlib import Path
@@ -254,6 +255,10 @@ def test_answer_written_from_scratch_passes(capsys, tmp_path, name):
      "values differ", "media_mask: two images"),
     ("flamingo", dict(zero="update.masked_fill(~sees, 1e-7)"), "gated_cross_attention: a token that sees no image",
      "close, but not exactly equal", "gated_cross_attention: 3 rows"),
+    ("flamingo", dict(zero="update.masked_fill(~sees, 1e-30)"), "gated_cross_attention: with y = 0",
+     "(exactly 0): values differ", "gated_cross_attention: a token that sees no image"),
+    ("flamingo", dict(zero="update * sees + 1e-12 * ~sees"), "gated_cross_attention: with y = 0",
+     "expected 0, got 6.04368e-13", "gated_cross_attention: no gradient reaches the images"),
     ("flamingo", dict(keys="mask[:, 0]", zero="torch.where(sees, update, 0.0)"),
      "gated_cross_attention: no gradient reaches the images",
      "gradient reaching x from the tokens that see no image (exactly 0): values differ",
@@ -300,12 +305,18 @@ SDPA = "attention: your solution calls scaled_dot_product_attention, the op this
 
 @pytest.mark.parametrize("name, source, message", [
     ("attention", "from minivlm.concepts.attention import attention, causal_mask\n",
-     "attention: your solution imports minivlm.concepts.attention, the package's own answer (from minivlm.concepts)"),
+     "attention: your solution imports minivlm.concepts.attention; the package holds the answers, so an exercise uses "
+     "nothing from minivlm: write it yourself"),
     ("attention", "from minivlm import concepts\nattention = concepts.attention.attention\n",
-     "your solution imports minivlm.concepts, the package's own answer"),
+     "your solution imports minivlm.concepts; the package holds the answers"),
     ("attention", "import minivlm.check.solutions.attention as s\nattention = s.attention\n",
      "your solution imports minivlm.check.solutions.attention"),
     ("retrieval", "from minivlm.evaluate import ranks\n", "retrieval: your solution imports minivlm.evaluate"),
+    # the answers reach other modules too: a recipe imports the concept, and an alias hides the package's name
+    ("cm3_transform", "from minivlm.recipes.cm3 import causal_mask_transform\n",
+     "cm3_transform: your solution imports minivlm.recipes.cm3"),
+    ("attention", "import minivlm as m\nattention = m.concepts.attention.attention\n", "your solution imports minivlm;"),
+    ("splice", "splice = __import__('minivlm').concepts.projector.splice\n", "your solution imports minivlm;"),
     ("attention", answer("attention").replace("return {softmax} @ v".format(softmax="scores.softmax(dim=-1)"),
                                              "return torch.nn.functional.scaled_dot_product_attention(q, k, v, mask)"),
      SDPA),
@@ -314,6 +325,10 @@ SDPA = "attention: your solution calls scaled_dot_product_attention, the op this
     ("attention", "from torch.nn.functional import scaled_dot_product_attention as sdpa\n", SDPA),
     ("flamingo", answer("flamingo") + "\nsdpa = getattr(torch.nn.functional, 'scaled_dot_product_attention')\n",
      "flamingo: your solution calls scaled_dot_product_attention"),
+    ("attention", "import torch\n\nmha = torch.nn.MultiheadAttention(8, 2, batch_first=True)\n",
+     "attention: your solution calls MultiheadAttention, the op this exercise asks you to write"),
+    ("vq", "import importlib\n\nquantize = importlib.import_module('minivlm.concepts.vq').quantize\n",
+     "vq: your solution imports minivlm.concepts.vq"),
     ("patch_embed", "import torch\n\ndef patchify(images, patch):\n"
                     "    return torch.from_numpy(images).unfold(2, patch, patch)\n",
      "patch_embed: your solution calls unfold, the op this exercise asks you to write"),
@@ -372,3 +387,34 @@ def test_list_through_python_dash_m(capsys, monkeypatch):
     assert exit_.value.code == 0
     assert [line.split()[0] for line in out.splitlines()] == list(EXERCISES)
     assert "lessons/02_attention.md" in out
+
+
+LESSONS = ROOT / "lessons"
+
+
+def test_lessons_readme_lists_every_exercise_with_its_command():
+    readme = (LESSONS / "README.md").read_text()
+    for name in EXERCISES:
+        grader = __import__(f"minivlm.check.{name}", fromlist=["LESSON"])
+        assert f"python -m minivlm.check {name}" in readme, name
+        assert f"`exercises/{name}.py`" in readme, name
+        assert f"python -m minivlm.check {name}`" in (ROOT / grader.LESSON).read_text(), grader.LESSON
+
+
+def test_lessons_readme_says_what_each_grader_refuses():
+    rows = {line.split("|")[1].strip(" `"): line.split("|")[2] for line in (LESSONS / "README.md").read_text()
+            .splitlines() if line.startswith("| `")}  # the refusal table: | `name` | refused | allowed |
+    for name in EXERCISES:
+        forbidden = __import__(f"minivlm.check.{name}", fromlist=["FORBIDDEN"]).FORBIDDEN
+        assert all(f"`{op}`" in rows[name] for op in forbidden), (name, forbidden, rows[name])
+        assert bool(forbidden) != rows[name].strip().startswith("nothing"), (name, rows[name])
+
+
+def test_lessons_name_notebooks_that_exist():
+    notebooks = {p.stem for p in (ROOT / "notebooks").glob("0*.ipynb")}  # 00_world ... 08_discrete_tokens
+    for page in sorted(LESSONS.glob("*.md")):
+        text = page.read_text()
+        named = set(re.findall(r"\b(0\d_[a-z0-9_]+?)(?:\.ipynb|`)", text))
+        assert named <= notebooks, (page.name, named - notebooks)
+        for number in re.findall(r"[Nn]otebooks? (0\d)\b", text):  # "notebook 06"
+            assert any(n.startswith(number + "_") for n in notebooks), (page.name, number)

@@ -1,6 +1,7 @@
 """Exercise 2, attention (lessons/02_attention.md). Check with `python -m minivlm.check attention`.
 
-Fill in both functions in torch, without F.scaled_dot_product_attention. Masks are boolean: True = may attend.
+Fill in both functions in torch, without F.scaled_dot_product_attention or nn.MultiheadAttention (the grader
+refuses a file that uses them or imports from minivlm). Masks are boolean: True = may attend.
 """
 import torch
 

@@ -1,7 +1,8 @@
 """Exercise 7, Flamingo's pieces (lessons/07_flamingo.md). Check with `python -m minivlm.check flamingo`.
 
-Fill in the four functions in torch, without F.scaled_dot_product_attention, so that gradients flow. B batch,
-N visual features, R latents, T text length, D width, H heads, M images.
+Fill in the four functions in torch, without F.scaled_dot_product_attention or nn.MultiheadAttention (the grader
+refuses a file that uses them or imports from minivlm), so that gradients flow. B batch, N visual features,
+R latents, T text length, D width, H heads, M images.
 """
 import torch
 

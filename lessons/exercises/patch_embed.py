@@ -1,7 +1,8 @@
 """Exercise 1, patch embedding (lessons/01_patch_embedding.md). Check with `python -m minivlm.check patch_embed`.
 
-Fill in both functions in NumPy (no torch). B batch, C channels, H x W pixels, P patch size, N = (H/P)(W/P)
-patches, D width.
+Fill in both functions in NumPy (no torch), with reshapes and transposes: the grader refuses a convolution,
+unfold or sliding_window_view, which would cut the patches for you. B batch, C channels, H x W pixels, P patch
+size, N = (H/P)(W/P) patches, D width.
 """
 import numpy as np
 

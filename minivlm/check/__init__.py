@@ -3,7 +3,7 @@
 Each grader (patch_embed.py, attention.py, info_nce.py, retrieval.py, next_token.py, splice.py, flamingo.py, vq.py,
 cm3_transform.py) lists the functions a student writes and its CASES, each comparing the student's answer with the
 package's reference, and FORBIDDEN, the fused ops that would be the answer itself; this file runs them, after
-`refusal` has read the student's file for those and for imports of the package's own answers.
+`refusal` has read the student's file for those and for any import of the package, which holds the answers.
 """
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ import torch
 # in teaching order
 EXERCISES = ("patch_embed", "attention", "info_nce", "retrieval", "next_token", "splice", "flamingo", "vq",
              "cm3_transform")
-# where the package's own answers live: a student's file may not import from them
-REFERENCES = ("minivlm.concepts", "minivlm.models", "minivlm.evaluate", "minivlm.check")
+# where the package's own answers live: everywhere (recipes and models re-export the concepts), so a student's file
+# imports nothing of the package; the stubs need none of it
+REFERENCES = ("minivlm",)
 
 
 class Wrong(Exception):
@@ -93,15 +94,21 @@ def compare_grads(reference, student, inputs: dict[str, torch.Tensor], *rest, se
 
 
 def refusal(name: str, source: str, forbidden: tuple[str, ...]) -> str | None:
-    """Why the student's source is not graded, or None: it imports from REFERENCES, or names one of `forbidden`
-    (the ops exercise `name` asks the student to write). Read from the syntax tree, before any of it runs: the
-    imports, the names and attributes (`F.scaled_dot_product_attention`), and strings (`getattr(F, "...")`)."""
+    """Why the student's source is not graded, or None: it imports the package (REFERENCES), or names one of
+    `forbidden` (the ops exercise `name` asks the student to write). Read from the syntax tree, before any of it
+    runs: the imports, the names and attributes (`F.scaled_dot_product_attention`), and strings
+    (`getattr(F, "...")`, `importlib.import_module("minivlm...")`), never the comments or docstrings."""
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             modules, names = [a.name for a in node.names], [a.name.rsplit(".", 1)[-1] for a in node.names]
         elif isinstance(node, ast.ImportFrom):
             module = "" if node.level or not node.module else node.module  # a relative import is the student's
-            modules = [module, *(f"{module}.{a.name}" for a in node.names)] if module else []
+            if not module:
+                modules = []
+            elif module in REFERENCES:  # `from minivlm import concepts` is reported as minivlm.concepts
+                modules = [f"{module}.{a.name}" for a in node.names]
+            else:
+                modules = [module]
             names = [a.name for a in node.names]
         elif isinstance(node, ast.Attribute):
             modules, names = [_dotted(node)], [node.attr]
@@ -114,8 +121,8 @@ def refusal(name: str, source: str, forbidden: tuple[str, ...]) -> str | None:
         for module in modules:
             reference = next((r for r in REFERENCES if module == r or module.startswith(r + ".")), None)
             if reference:
-                return (f"{name}: your solution imports {module}, the package's own answer (from {reference}); "
-                        "write the exercise yourself")
+                return (f"{name}: your solution imports {module}; the package holds the answers, so an exercise "
+                        f"uses nothing from {reference}: write it yourself")
         for op in names:
             if op in forbidden:
                 return f"{name}: your solution calls {op}, the op this exercise asks you to write"

@@ -1,8 +1,9 @@
 """Grader for lessons/exercises/flamingo.py (Flamingo, Alayrac et al. 2022): `resampler_attention` against the
 package's MultiHeadAttention run on the student's weights (Fig. 5), `gated_residual` and `media_mask` against
 minivlm.concepts.gated_xattn (Fig. 4, Sec. 2.3), and `gated_cross_attention`, the two together: a text token that
-sees no image must get y back bit for bit, and send no gradient (zeros, not NaN) to the visual tokens. Every case is
-valid input; only values, shapes, dtypes and gradients are graded."""
+sees no image must get y back bit for bit, its update exactly 0 (seen with y = 0 there, where no rounding into y can
+hide a leak), and send no gradient (zeros, not NaN) to the visual tokens. Every case is valid input; only values,
+shapes, dtypes and gradients are graded."""
 from __future__ import annotations
 
 import torch
@@ -103,6 +104,21 @@ def _blind_tokens(seed, R):
     return check
 
 
+def _blind_updates(seed, R):
+    """With y = 0 at the tokens that see no image, their output is tanh(alpha) * update alone: it must be exactly 0.
+    A tiny leak (an epsilon added for safety, say) is lost in rounding when added to y, and shows here."""
+    def check(student):
+        tokens, y, x, mask, alpha = _xattn_inputs(seed, R)
+        blind = ~mask.any(dim=-1)[:, 0]  # (B, T)
+        y = y.masked_fill(blind[..., None], 0.0)  # (B, T, D)
+        got = student.gated_cross_attention(y, x, mask, alpha)
+        if not isinstance(got, torch.Tensor) or got.shape != y.shape:
+            compare(y, got, what="gated_cross_attention")  # says what came instead of a (B, T, D) tensor
+        compare(torch.zeros_like(y[blind]), got[blind],
+                what="cross-attention update of the tokens that see no image, with y = 0 there (exactly 0)", **EXACT)
+    return check
+
+
 def _blind_gradients(seed, R):
     """From the tokens that see no image, exactly no gradient reaches x, and y's own comes back unchanged."""
     def check(student):
@@ -114,7 +130,8 @@ def _blind_gradients(seed, R):
         grad_y, grad_x = torch.autograd.grad((out * weights).sum(), (y, x), allow_unused=True)
         compare(torch.zeros_like(x), torch.zeros_like(x) if grad_x is None else grad_x,
                 what="gradient reaching x from the tokens that see no image (exactly 0)", **EXACT)
-        compare(weights, grad_y, what="gradient of y from the tokens that see no image (the residual's alone)")
+        compare(weights, grad_y, what="gradient of y from the tokens that see no image (the residual's alone, "
+                                      "exactly: none through the cross-attention)", **EXACT)
     return check
 
 
@@ -147,6 +164,8 @@ CASES = [
     ("gated_cross_attention: 3 rows, two images, R=2, alpha = 0.7, values and gradients", _xattn(7, 2)),
     ("gated_cross_attention: a token that sees no image gets y back exactly (not NaN, not an average of the images)",
      _blind_tokens(8, 3)),
+    ("gated_cross_attention: with y = 0 where a token sees no image, its output is exactly 0 (no leak, however small)",
+     _blind_updates(11, 2)),
     ("gated_cross_attention: no gradient reaches the images from a token that sees none (zeros, not NaN)",
      _blind_gradients(9, 2)),
     ("media_mask then gated_cross_attention: the text before the first <image> is y exactly", _mask_then_xattn(10, 2)),

@@ -12,6 +12,9 @@ Every source is a `Media` set: media (N, M, T, S, S, 3) uint8 (M images of T fra
   image i comes with i earlier examples of the format: few-shot prompts are documents cut after an <image>;
 - pairs: "same shape ? <image> and <image> yes" (M = 2), a question about two images. The question comes first,
   so that a prompt "<image>" alone is never the start of one.
+
+INVENTED words ("dax", "blicket", ...) are in the tokenizer but in no training text: Frozen's fast-binding test
+(Tsimpoukelli et al. 2021, Sec. 4.2, recipes/fewshot.py) names shapes with them in a prompt's examples only.
 """
 from __future__ import annotations
 
@@ -32,11 +35,13 @@ FORMATS = {  # a document's format: what it says after each image
     "colour shape": lambda s: f"{s.objects[0].colour} {s.objects[0].shape}",
 }
 DOC_WORDS = ("moving", "up", "down", ".", "and", "same", "shape", "?", "yes", "no")
+INVENTED = ("dax", "blicket", "wug", "zup")  # Frozen's nonsense words: tokens that no training text contains
 
 
 def flamingo_tokenizer(max_len: int = 24) -> Tokenizer:
-    """The world's words and DOC_WORDS. A 5-image "colour shape" document is 1 + 5 x 4 + 1 = 22 tokens."""
-    return Tokenizer(WORDS + DOC_WORDS, max_len)
+    """The world's words, DOC_WORDS and the INVENTED words. A 5-image "colour shape" document is 1 + 5 x 4 + 1 = 22
+    tokens."""
+    return Tokenizer(WORDS + DOC_WORDS + INVENTED, max_len)
 
 
 @dataclass

@@ -237,15 +237,17 @@ def evaluate_flamingo(model: Flamingo, tokenizer: Tokenizer, captions: dict, med
 def train_flamingo(train_cfg: TrainConfig, clip: CLIP, tokenizer: Tokenizer,
                    recipe: FlamingoRecipe = FlamingoRecipe(), curve: dict | None = None,
                    **overrides) -> tuple[Flamingo, History, dict]:
-    """Pretrain the LM text-only for `recipe.lm_steps` (at most a tenth of a steps budget), freeze it, then train the
-    resampler and gated blocks on the mixture. `curve` = {"captions": sets, "media": sets} is evaluated during
-    training (few-shot only at the end). Returns the model, the history and {"lm_pretrain_steps",
+    """Pretrain the LM text-only for `recipe.lm_steps` (a tenth of a steps budget shorter than that), freeze it,
+    then train the resampler and gated blocks on the mixture. `curve` = {"captions": sets, "media": sets} is
+    evaluated during training (few-shot only at the end). Returns the model, the history and {"lm_pretrain_steps",
     "lm_pretrain_seconds", "lm_loss"}."""
     device = pick_device(train_cfg.device)
     sources = make_sources(recipe, train_cfg.seed, tokenizer, train_cfg)
     texts = torch.cat([sources[s].tokens for s in SOURCES])  # (N, L)
     cfg = flamingo_config(clip, tokenizer, recipe, **overrides)
-    lm_cfg = TrainConfig(steps=pretrain_steps(train_cfg, recipe.lm_steps), seed=train_cfg.seed, device=train_cfg.device)
+    short = train_cfg.steps is not None and train_cfg.steps < recipe.lm_steps  # a smoke test: a tenth of its steps
+    lm_steps = pretrain_steps(train_cfg, recipe.lm_steps) if short else recipe.lm_steps
+    lm_cfg = TrainConfig(steps=lm_steps, seed=train_cfg.seed, device=train_cfg.device)
     lm, lm_hist = pretrain_lm(lm_cfg, cfg.lm, texts)
     model = build(Flamingo, cfg, train_cfg.seed)
     model.vision.load_state_dict(clip.visual.state_dict())

@@ -17,9 +17,9 @@
 #
 # **Needs.** `02_attention` (the attention and the blocks the LM is built from) and `00_world` (the captions).
 #
-# **Time.** 20 s of training, under a minute for the whole notebook on a 2-core CPU (measured: 36 s on an idle
-# machine, about 1½ minutes while another job shared it). Under CI (`MINIVLM_FAST=1`) it trains for 3 s; the stored
-# outputs below are from a full run.
+# **Time.** Training is budgeted in optimiser steps: 360 steps of 128 captions (46,080 samples). The whole notebook
+# took 0.4 minutes on a 2-core CPU (AMD EPYC, measured 2026-12-04; not measured on CUDA). Under CI
+# (`MINIVLM_FAST=1`) it trains 10 steps; the stored outputs below are from a full run.
 
 # %%
 # %matplotlib inline
@@ -44,8 +44,8 @@ from minivlm.recipes.lm import evaluate_lm, lm_config, train_lm, val_tokens
 from minivlm.train import TrainConfig, build
 
 FAST = fast_mode()
-SECONDS = 3 if FAST else 20  # training wall seconds
-print("fast mode" if FAST else "full run", "- training for", SECONDS, "s")
+STEPS = 10 if FAST else 360  # optimiser steps of 128 captions
+print("fast mode" if FAST else "full run", "- training for", STEPS, "steps")
 
 # %% [markdown]
 # ## 1. The causal mask
@@ -160,27 +160,27 @@ assert np.allclose(by_hand, package, atol=1e-5) and np.allclose(by_hand, next_to
 #
 # `train_lm` (in `minivlm/recipes/lm.py`, the same recipe as the CLI) samples 50 000 captions, half of them
 # two-object, and trains a GPT of 2 layers, width 128 and 4 heads on their next tokens: batch 128, AdamW, warm-up and
-# a cosine schedule that ends when the time budget does. Every few training seconds it measures the validation loss
+# a cosine schedule that ends at the last step. Every few training seconds it measures the validation loss
 # on the 1 000 captions of the "mixed" evaluation set, and samples 500 captions to see how many are sentences.
 
 # %%
 val = val_tokens(tok)  # (1000, L): never trained on
 print("a training caption:", make_captions(1, seed=0, p_two=0.5)[0])
-model, history = train_lm(TrainConfig(seconds=SECONDS, eval_every_s=1 if FAST else 2, seed=0), tokenizer=tok,
+model, history = train_lm(TrainConfig(steps=STEPS, eval_every_s=1 if FAST else 2, seed=0), tokenizer=tok,
                           curve_tokens=val)
 last = history.steps[-1]
 print(f"{last['samples']:,} captions in {last['seconds']:.1f} s ({last['samples'] / last['seconds']:.0f} per s)")
 assert history.steps[-1]["loss"] < history.steps[0]["loss"], "the loss should fall"
 
 # %% [markdown]
-# The loss falls from $\ln 37 \approx 3.6$ within a few seconds and then flattens; the validation loss (dots) follows
+# The loss falls from $\ln 37 \approx 3.6$ within a few dozen steps, then flattens; the validation loss (dots) follows
 # the training loss, since the captions of the world repeat and there is nothing to overfit. Sampled captions become
 # sentences soon after the loss flattens.
 
 # %%
 fig = training_curves(history, metrics=("val_token_acc", "sample_valid_frac", "sample_two_object_frac"),
                       title="toy LM")
-fig.axes[0].plot([e["seconds"] for e in history.evals], [e["val_ce"] for e in history.evals], "o-", ms=3,
+fig.axes[0].plot([e["step"] for e in history.evals], [e["val_ce"] for e in history.evals], "o-", ms=3,
                  label="validation")
 fig.axes[0].legend(["training batch", "validation"], fontsize=8)
 fig.axes[1].set_ylabel("fraction");
@@ -362,10 +362,10 @@ print(caption_meaning("a small red circle to the left of a large blue square"))
 #
 # - A causal LM is a transformer with a lower-triangular mask: position $t$ sees tokens $0..t$ only, so one forward
 #   pass trains all $T-1$ next-token predictions at once, with logits and targets shifted by one and `<pad>` dropped.
-# - Trained for 20 s on captions alone, the toy LM reaches a validation loss close to the floor set by the world's
-#   real choices (which colour, which shape: about 0.97 nats per token), and nearly all of its samples at $\tau \le 1$
-#   are sentences of the world; high temperatures buy variety at the price of grammar, and top-k takes most of that
-#   price back.
+# - Trained for 360 steps (46k captions) on captions alone, the toy LM reaches a validation loss close to the floor
+#   set by the world's real choices (which colour, which shape: about 0.97 nats per token), and nearly all of its
+#   samples at $\tau \le 1$ are sentences of the world; high temperatures buy variety at the price of grammar, and
+#   top-k takes most of that price back.
 # - A KV cache generates exactly the same tokens as re-running the sequence, with one query per layer per step.
 # - BLEU rewards shared words, not meaning: a caption with one wrong word outscores a correct paraphrase. The course
 #   scores captions by semantic exact match.
