@@ -178,7 +178,7 @@ def test_a_budget_as_long_as_the_pretraining_pretrains_in_full(tiny_cfg, tok):
     """Only a budget shorter than `lm_steps` is a smoke test (a tenth of it); the notebook's 300-step comparison
     run must pretrain its LM the same 300 steps as the 1,100-step run it is compared with."""
     from minivlm.recipes.flamingo import train_flamingo
-    data = FlamingoRecipe(n={s: 8 for s in SOURCES}, batch={s: 4 for s in SOURCES}, lm_steps=20)
+    data = FlamingoRecipe(n={s: 40 for s in SOURCES}, batch={s: 4 for s in SOURCES}, lm_steps=20)  # 160 texts: one LM batch
     clip = build(CLIP, tiny_cfg, seed=0)
     for steps, want in ((20, 20), (10, 1)):
         _, _, stats = train_flamingo(TrainConfig(steps=steps, warmup_steps=1), clip, tok, data)

@@ -5,8 +5,9 @@ Documents: 50k training-split scenes (half two-object) as caption + image tokens
 batch 64, lr 2e-3, 1,600 steps. CM3 draws span ends uniformly over the document; in 5 CPU minutes a tiny model cannot
 learn every kind of hole that way, so each document draws one of five kinds (`SPAN_KINDS`): none (the plain causal
 LM), the whole caption, the whole image, the grid rows one object covers (`object_rows`), or one or two caption
-words. `span_mix={"none": 1.0}` gives the left-to-right baseline on the same documents. Masking is drawn afresh for
-every batch from one seeded generator. Measurements: bench/README.md, "Text to image and CM3".
+words. The paper's own spans are a sixth kind, "random" (`random_spans`), for comparison: `span_mix={"random": 1.0}`
+trains the paper's way. `span_mix={"none": 1.0}` gives the left-to-right baseline on the same documents. Masking is
+drawn afresh for every batch from one seeded generator. Measurements: bench/README.md, "Text to image and CM3".
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import dataclasses
 import math
 import random
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 import numpy as np
 import torch
@@ -26,12 +27,13 @@ from minivlm.evaluate import meaning_matches
 from minivlm.models.cm3 import CM3, CM3Config
 from minivlm.models.judge import colours_and_shapes
 from minivlm.models.vqvae import VQVAE, pixels
-from minivlm.recipes.dalle import ImageTokenRecipe, prompt_captions, score_t2i, text_tokenizer, token_data
+from minivlm.recipes.dalle import TEXT_LEN, ImageTokenRecipe, prompt_captions, score_t2i, text_tokenizer, token_data
 from minivlm.recipes.recipe import Recipe
 from minivlm.recipes.vq import eval_sets, evaluate_judge, tokenize
 from minivlm.train import History, TrainConfig, build, fit, pick_device, scenes_for
 
-SPAN_KINDS = ("none", "caption", "image", "region", "phrase")
+SPAN_KINDS = ("none", "caption", "image", "region", "phrase")  # the course's task-shaped kinds
+MIX_KINDS = SPAN_KINDS + ("random",)  # what `span_mix` may name: those and the paper's random spans
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,9 @@ class CM3Recipe(ImageTokenRecipe):
     p_image_first: float = 0.5
     span_mix: dict = field(default_factory=lambda: {"none": 0.15, "caption": 0.15, "image": 0.2, "region": 0.35,
                                                     "phrase": 0.15})  # region share 0.35: bench/README.md
+
+    def __post_init__(self):
+        check_span_mix(self.span_mix)
 
     def fit(self, cfg, deps, curves):
         model, history = train_cm3(cfg, deps["vq"], self)
@@ -85,9 +90,50 @@ def words_of(tokens: torch.Tensor, tok: Tokenizer) -> list[int]:
     return row[1:row.index(tok.eos_id)]
 
 
+def check_span_mix(span_mix) -> None:
+    """A ValueError naming `span_mix` unless it maps kinds of MIX_KINDS to finite weights >= 0, not all 0."""
+    if not isinstance(span_mix, dict) or not span_mix:
+        raise ValueError(f"span_mix: expected a non-empty dict of kind -> weight, got {span_mix!r}")
+    unknown = sorted(set(span_mix) - set(MIX_KINDS))
+    if unknown:
+        raise ValueError(f"span_mix: expected kinds among {MIX_KINDS}, got {unknown}")
+    bad = {k: w for k, w in span_mix.items()
+           if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0}
+    if bad:
+        raise ValueError(f"span_mix: expected finite weights >= 0, got {bad}")
+    if sum(span_mix.values()) <= 0:
+        raise ValueError(f"span_mix: expected at least one weight > 0, got {span_mix}")
+
+
+def span_count(rng: random.Random, most: int, mean: float = 1.0) -> int:
+    """CM3's number of spans, n = clamp(Poisson(mean), 1, most): the Poisson draw by inverting its CDF with one
+    uniform, stopped at `most` (everything above it is clamped there anyway)."""
+    u, k, p = rng.random(), 0, math.exp(-mean)
+    cdf = p
+    while u > cdf and k < most:
+        k += 1
+        p *= mean / k
+        cdf += p
+    return min(max(k, 1), most)
+
+
+def random_spans(length: int, rng: random.Random, max_spans: int = 8) -> list[tuple[int, int]]:
+    """The paper's spans in a document of `length` tokens (CM3 Sec. 2): n = clamp(Poisson(1), 1, 16) spans, each
+    between two end points drawn uniformly over the document, none overlapping; we clamp at `max_spans` (our 8
+    sentinels) and at `length`. Drawing end points until no two spans overlap makes every set of n non-empty,
+    non-overlapping spans equally likely; we draw that set directly: 2n distinct points of [0, length + n), sorted,
+    the k-th moved down by k // 2, are the ends s_0 < s_1 <= s_2 < s_3 <= ... in [0, length] of n such spans, one to
+    one. Sorted [start, end) pairs."""
+    n = span_count(rng, min(max_spans, length))
+    points = sorted(rng.sample(range(length + n), 2 * n))
+    ends = [p - k // 2 for k, p in enumerate(points)]
+    return list(zip(ends[0::2], ends[1::2]))
+
+
 def choose_span(kind: str, n_words: int, image_first: bool, scene: Scene, grid: int,
-                rng: random.Random) -> list[tuple[int, int]]:
-    """The span of a SPAN_KINDS kind in a document body (see `CM3.document` for its layout)."""
+                rng: random.Random, max_spans: int = 8) -> list[tuple[int, int]]:
+    """The spans of a MIX_KINDS kind in a document body (see `CM3.document` for its layout): one span or none for the
+    five SPAN_KINDS, up to `max_spans` (the sentinels) for "random"."""
     n = grid * grid
     words0, codes0 = (n + 1, 1) if image_first else (0, n_words + 1)  # where the words and the codes start
     if kind == "none":
@@ -103,7 +149,9 @@ def choose_span(kind: str, n_words: int, image_first: bool, scene: Scene, grid: 
         length = rng.choice((1, 2))
         start = rng.randrange(n_words - length + 1)
         return [(words0 + start, words0 + start + length)]
-    raise ValueError(f"kind: expected one of {SPAN_KINDS}, got {kind!r}")
+    if kind == "random":
+        return random_spans(n_words + 1 + n, rng, max_spans)  # over the whole body: words, <image>, codes
+    raise ValueError(f"kind: expected one of {MIX_KINDS}, got {kind!r}")
 
 
 def pad_rows(rows: list[list[int]], pad_id: int) -> torch.Tensor:
@@ -113,20 +161,15 @@ def pad_rows(rows: list[list[int]], pad_id: int) -> torch.Tensor:
     return out
 
 
-def train_cm3(train_cfg: TrainConfig, vq: VQVAE, recipe: CM3Recipe = CM3Recipe(), evaluate=None,
-              model_cfg: CM3Config | None = None) -> tuple[CM3, History]:
-    """Tokenize recipe.n scenes with the frozen tokenizer and train a CM3 on causally masked documents, at the
-    recipe's batch size and lr under `train_cfg`'s budget."""
-    unknown = set(recipe.span_mix) - set(SPAN_KINDS)
-    if unknown:
-        raise ValueError(f"span_mix: expected kinds among {SPAN_KINDS}, got {sorted(unknown)}")
-    device = pick_device(train_cfg.device)
-    data, codes = token_data(vq, scenes_for(train_cfg, recipe.n, recipe.batch_size), train_cfg.seed, recipe.p_two)
+def document_batches(model: CM3, words: list[list[int]], codes: torch.Tensor, scenes: list[Scene],
+                     recipe: CM3Recipe, seed: int, device="cpu") -> Callable[[], tuple[torch.Tensor]]:
+    """A function giving one padded batch (B, T) of masked training sequences a call: recipe.batch_size documents
+    (word ids, codes (N, grid²), scenes) drawn at random, each in a random order with spans of a kind drawn from
+    recipe.span_mix, all from one generator seeded by `seed`."""
     tok = text_tokenizer()
-    words = [words_of(t, tok) for t in data.tokens]
-    model = build(CM3, model_cfg or cm3_config(vq), train_cfg.seed).to(device)
-    rng = random.Random(f"cm3:{train_cfg.seed}")
+    rng = random.Random(f"cm3:{seed}")
     kinds, weights = list(recipe.span_mix), list(recipe.span_mix.values())
+    grid, max_spans = model.cfg.grid, len(model.cfg.sentinel_ids)
 
     def next_batch():
         rows = []
@@ -134,9 +177,32 @@ def train_cm3(train_cfg: TrainConfig, vq: VQVAE, recipe: CM3Recipe = CM3Recipe()
             first = rng.random() < recipe.p_image_first
             body = model.document(words[i], codes[i].tolist(), first)
             kind = rng.choices(kinds, weights)[0]
-            rows.append(model.masked(body, choose_span(kind, len(words[i]), first, data.scenes[i], vq.cfg.grid, rng)))
-        return (pad_rows(rows, tok.pad_id).to(device),)
+            spans = choose_span(kind, len(words[i]), first, scenes[i], grid, rng, max_spans)
+            rows.append(model.masked(body, spans))
+        return (pad_rows(rows, tok.pad_id).to(device),)  # (B, T)
+    return next_batch
 
+
+def recipe_config(vq: VQVAE, recipe: CM3Recipe) -> CM3Config:
+    """`cm3_config`, long enough for the recipe's documents: one span (the default max_len) unless the mix has
+    random spans, which may move one span per sentinel, two sentinels each."""
+    cfg = cm3_config(vq)
+    if recipe.span_mix.get("random", 0) > 0:
+        longest = TEXT_LEN + 1 + vq.cfg.grid ** 2 + 2 * len(cfg.sentinel_ids)  # <bos> words <eos>, <image>, codes
+        cfg = dataclasses.replace(cfg, max_len=max(cfg.max_len, longest))
+    return cfg
+
+
+def train_cm3(train_cfg: TrainConfig, vq: VQVAE, recipe: CM3Recipe = CM3Recipe(), evaluate=None,
+              model_cfg: CM3Config | None = None) -> tuple[CM3, History]:
+    """Tokenize recipe.n scenes with the frozen tokenizer and train a CM3 on causally masked documents
+    (`document_batches`), at the recipe's batch size and lr under `train_cfg`'s budget."""
+    device = pick_device(train_cfg.device)
+    data, codes = token_data(vq, scenes_for(train_cfg, recipe.n, recipe.batch_size), train_cfg.seed, recipe.p_two)
+    tok = text_tokenizer()
+    words = [words_of(t, tok) for t in data.tokens]
+    model = build(CM3, model_cfg or recipe_config(vq, recipe), train_cfg.seed).to(device)
+    next_batch = document_batches(model, words, codes, data.scenes, recipe, train_cfg.seed, device)
     cfg = dataclasses.replace(train_cfg, batch_size=recipe.batch_size, lr=recipe.lr)
     return model, fit(model, next_batch, cfg, evaluate, desc="CM3")
 

@@ -3,7 +3,8 @@
 Vision: the 16 patch tokens of a trained toy CLIP ViT (7,500 steps), frozen, from the layer before the last (LLaVA's
 Sec. 5.2). Projector: the LLaVA-1.5 MLP, its output plus a fixed 2-D sin-cos code of each patch's place scaled by
 `visual_positions` (not LLaVA's). LM: the d128 x 2-layer decoder of recipes/lm.py over the instruction vocabulary,
-from scratch. Stage 1 (projector only) sees brief-description exchanges, stage 2 (projector + LM) the instruction
+from scratch; or, with `lm_steps` > 0, first pretrained text-only on the exchanges' text (`pretrain_llava_lm`), as
+LLaVA starts from a trained LM, so that stage 1 aligns the projector to an LM that has read something. Stage 1 (projector only) sees brief-description exchanges, stage 2 (projector + LM) the instruction
 data of every question kind; both learn the answer tokens only; stage 1 gets `stage1_frac` of the budget. Batch
 128, lr 1e-3, AdamW (beta2 0.98, wd 0.05), 50 warm-up steps then cosine to 5 % per stage, 2,100 steps in all.
 Figures and how the recipe was found: bench/README.md, "Generative path", LLaVA.
@@ -17,16 +18,21 @@ from typing import ClassVar
 
 import matplotlib.pyplot as plt
 import torch
+from torch import nn
 
 from minivlm.data.datasets import shuffled_batches
 from minivlm.data.folder import load_image
 from minivlm.data.images import preprocess
 from minivlm.data.questions import VQA_EVAL_SETS, VQAData, instruction_tokenizer, make_vqa, vqa_accuracy, vqa_eval_set
+from minivlm.concepts.next_token import next_token_loss
+from minivlm.concepts.projector import expand, splice
 from minivlm.data.tokenizer import IMAGE, Tokenizer
 from minivlm.models.clip import CLIP, CLIPConfig
 from minivlm.models.llava import LLaVA, LLaVAConfig
+from minivlm.models.lm import CausalLM
 from minivlm.recipes.clip import CLIPRecipe
-from minivlm.recipes.lm import lm_config
+from minivlm.recipes.flamingo import trim
+from minivlm.recipes.lm import lm_config, pretrain_steps
 from minivlm.recipes.recipe import Recipe
 from minivlm.recipes.runs import load_run
 from minivlm.train import History, TrainConfig, build, fit, pick_device, scenes_for
@@ -57,6 +63,12 @@ class LLaVARecipe(Recipe):
     feature_layer: int = -2  # the ViT layer read: the one before the last
     visual_positions: float = 3.0  # scale of the fixed 2-D sin-cos code on the visual tokens (0: none)
     clip_steps: int = 7500  # the frozen CLIP's training: its patch tokens say more about shape after 300 s than 150 s
+    lm_steps: int = 0  # text-only pretraining steps of the LM before stage 1 (lr 3e-3); 0: from scratch
+
+    def __post_init__(self):
+        if isinstance(self.lm_steps, bool) or not isinstance(self.lm_steps, int) or self.lm_steps < 0:
+            raise ValueError(f"lm_steps: expected a whole number of steps >= 0 (0: no pretraining), "
+                             f"got {self.lm_steps!r}")
 
     def prerequisites(self):
         return {"clip": (CLIPRecipe(), self.clip_steps)}
@@ -153,14 +165,49 @@ def vqa_batches(data: VQAData, batch_size: int, generator: torch.Generator, devi
     return next_batch
 
 
+class BlankImage(nn.Module):
+    """LLaVA's LM reading an exchange's text alone, laid out as the splice lays it out: N zero embeddings where
+    <image> stands (recipes/lm.py's `blank_prefix`, put at the placeholder), so every word after it sits at the
+    position LLaVA will give it, and the slots the visual tokens fill carry only their position embeddings.
+    `loss(tokens (B, T))`: the next-token loss on every word (no image: nothing to read, the text is all there is)."""
+
+    def __init__(self, lm: CausalLM, n: int, image_id: int):
+        super().__init__()
+        self.lm, self.n, self.image_id = lm, n, image_id
+
+    def loss(self, tokens: torch.Tensor) -> torch.Tensor:
+        blank = torch.zeros(len(tokens), self.n, self.lm.cfg.dim, device=tokens.device)  # (B, N, D)
+        x = splice(self.lm.tok(tokens), blank, tokens, self.image_id)  # (B, T-1+N, D)
+        targets = expand(tokens, tokens, self.image_id, self.n, self.lm.cfg.pad_id)  # (B, T-1+N): <pad> at blanks
+        return next_token_loss(self.lm.decode(x), targets, self.lm.cfg.pad_id)
+
+
+def pretrain_llava_lm(cfg: TrainConfig, llava_cfg: LLaVAConfig, texts: torch.Tensor) -> tuple[CausalLM, History]:
+    """The LM of `llava_cfg` from the seed, trained text-only on next tokens of `texts` (N, L), exchanges with one
+    <image> each, read through `BlankImage`. Not recipes/flamingo.py's `pretrain_lm`: that one puts the text at
+    positions 0..L-1, where Flamingo's cross-attention leaves it; LLaVA's splice moves every word after <image> on by
+    N - 1, to positions (up to 38 here) that text at 0..23 never trains, and stage 1 keeps the LM frozen."""
+    device = pick_device(cfg.device)
+    lm = build(CausalLM, llava_cfg.lm, cfg.seed).to(device)
+    texts = texts.to(device)
+    order = shuffled_batches(len(texts), cfg.batch_size, torch.Generator().manual_seed(cfg.seed))
+    reader = BlankImage(lm, llava_cfg.vision.grid ** 2, llava_cfg.image_id)
+    return lm, fit(reader, lambda: (trim(texts[next(order).to(device)], llava_cfg.lm.pad_id),), cfg,
+                   desc="LLaVA LM text-only pretraining")
+
+
 def train_llava(train_cfg: TrainConfig, clip: CLIP, tokenizer: Tokenizer, recipe: LLaVARecipe = LLaVARecipe(),
-                curve_sets: dict | None = None) -> tuple[LLaVA, History, dict]:
+                curve_sets: dict | None = None, stage1_eval=None) -> tuple[LLaVA, History, dict]:
     """Build LLaVA of `recipe`'s projector, feature layer and grid code from the seed over `clip`'s (frozen) vision
     tower, then train stage 1 and stage 2 on data drawn from the seed. A steps budget renders no more scenes than it
-    will see; the optimiser settings are `train_cfg`'s (`recipe.train_config(...)` gives the recipe's).
+    will see; the optimiser settings are `train_cfg`'s (`recipe.train_config(...)` gives the recipe's). With
+    `recipe.lm_steps` > 0 the LM is first pretrained text-only on the text of both stages' exchanges for that many
+    steps (a tenth of a steps budget shorter than that, as Flamingo's), and stage 1 starts from it.
 
-    Returns the model, the joined history and {"stage1_seconds", "stage2_seconds"} (training time of each).
-    `curve_sets` (e.g. {"vqa": a few hundred questions}) are evaluated during stage 2 for the curves.
+    Returns the model, the joined history and {"stage1_seconds", "stage2_seconds"} (training time of each), plus
+    {"lm_pretrain_steps", "lm_pretrain_seconds", "lm_loss"} when the LM was pretrained (its time is not in the
+    history). `curve_sets` (e.g. {"vqa": a few hundred questions}) are evaluated during stage 2 for the curves;
+    `stage1_eval(model) -> dict`, if given, during stage 1 (as `fit`'s evaluate: at least once, at its end).
     """
     device = pick_device(train_cfg.device)
     cfg1, cfg2 = _stage_configs(train_cfg, recipe.stage1_frac)
@@ -170,15 +217,24 @@ def train_llava(train_cfg: TrainConfig, clip: CLIP, tokenizer: Tokenizer, recipe
     config = llava_config(clip.cfg, tokenizer, recipe.projector, recipe.feature_layer, recipe.visual_positions)
     model = build(LLaVA, config, train_cfg.seed)
     model.vision.load_state_dict(clip.visual.state_dict())
+    stats = {}
+    if recipe.lm_steps:
+        short = train_cfg.steps is not None and train_cfg.steps < recipe.lm_steps  # a smoke test: a tenth of it
+        lm_cfg = TrainConfig(steps=pretrain_steps(train_cfg, recipe.lm_steps) if short else recipe.lm_steps,
+                             batch_size=train_cfg.batch_size, seed=train_cfg.seed, device=train_cfg.device)
+        lm, lm_hist = pretrain_llava_lm(lm_cfg, config, torch.cat([stage1.tokens, stage2.tokens]))
+        model.lm.load_state_dict(lm.state_dict())
+        last = lm_hist.steps[-1]
+        stats = {"lm_pretrain_steps": last["step"], "lm_pretrain_seconds": last["seconds"], "lm_loss": last["loss"]}
     model.to(device)
     gen = torch.Generator().manual_seed(train_cfg.seed)
     model.set_stage(1)
-    hist1 = fit(model, vqa_batches(stage1, cfg1.batch_size, gen, device), cfg1, desc="LLaVA stage 1")
+    hist1 = fit(model, vqa_batches(stage1, cfg1.batch_size, gen, device), cfg1, stage1_eval, desc="LLaVA stage 1")
     model.set_stage(2)
     evaluate = (lambda m: evaluate_llava(m, tokenizer, curve_sets)) if curve_sets else None
     hist2 = fit(model, vqa_batches(stage2, cfg2.batch_size, gen, device), cfg2, evaluate, desc="LLaVA stage 2")
     seconds = {"stage1_seconds": hist1.steps[-1]["seconds"], "stage2_seconds": hist2.steps[-1]["seconds"]}
-    return model, _join(hist1, hist2), seconds
+    return model, _join(hist1, hist2), {**seconds, **stats}
 
 
 def load_llava(path, device: str = "cpu") -> tuple[LLaVA, Tokenizer, dict]:
